@@ -43,3 +43,40 @@ def make_video(tmp_path: Path):
         return path
 
     return _make
+
+
+def write_tiny_ucf(
+    root: Path,
+    classes: tuple[tuple[str, int, int], ...] = (("MoveLeft", -2, 0), ("MoveRight", 2, 0)),
+    train_per_class: int = 3,
+    test_per_class: int = 2,
+    num_frames: int = 10,
+    height: int = 48,
+    width: int = 64,
+) -> Path:
+    """A tiny UCF101-layout dataset of moving squares; class = motion direction."""
+    from flowless.data.video import write_video
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "classInd.txt").write_text(
+        "".join(f"{i + 1} {name}\n" for i, (name, _, _) in enumerate(classes))
+    )
+    train, test = [], []
+    for ci, (name, dx, dy) in enumerate(classes):
+        for g in range(train_per_class + test_per_class):
+            rel = f"{name}/v_{name}_g{g + 1:02d}_c01.mp4"
+            frames = moving_square_frames(num_frames, height, width, dx, dy, seed=100 * ci + g)
+            write_video(root / rel, frames)
+            if g < train_per_class:
+                train.append(f"{rel} {ci + 1}\n")
+            else:
+                test.append(f"{rel}\n")
+    (root / "trainlist01.txt").write_text("".join(train))
+    (root / "testlist01.txt").write_text("".join(test))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_ucf(tmp_path_factory) -> Path:
+    """Session-wide tiny UCF101-layout dataset (read-only: copy it before modifying)."""
+    return write_tiny_ucf(tmp_path_factory.mktemp("tiny_ucf") / "ucf")
