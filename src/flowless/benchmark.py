@@ -1,0 +1,253 @@
+"""End-to-end speed: the distilled RGB-only model vs the two-stream model (RGB + Flow with
+optical flow computed on the fly), on the same video with networks of the same size.
+
+Both paths run the real inference pipeline (:func:`flowless.eval.inference.score_video`):
+decode, (flow), clips, network, fusion. Speed does not depend on the weights, so randomly
+initialised networks of the requested architecture are used unless checkpoints are
+given, and a test video is generated unless one is given. Threads are set explicitly:
+on a 2-core machine a second job would distort the figures (REFERENCE section 8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from flowless.eval.fusion import fuse
+from flowless.eval.inference import STAGES, StageTimes, score_video
+from flowless.eval.streams import DataSettings, Stream, TorchStream, load_streams
+
+DEFAULTS = {"frames": 64, "resolution": "320x240", "arch": "resnext101", "width": 1.0,
+            "size": 112, "clip_len": 16, "classes": 101, "repeats": 3}
+QUICK = {"frames": 24, "resolution": "64x48", "arch": "resnet10", "width": 0.25,
+         "size": 32, "clip_len": 8, "classes": 10, "repeats": 1}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``flowless benchmark`` and ``benchmarks/latency.py``."""
+    d = DEFAULTS
+    parser.add_argument("--video", default=None, help="video to time (default: generated)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help=f"frames of the generated video (default {d['frames']})")
+    parser.add_argument("--resolution", default=None, metavar="WxH",
+                        help=f"size of the generated video (default {d['resolution']})")
+    parser.add_argument("--arch", default=None, help=f"network (default {d['arch']})")
+    parser.add_argument("--width", type=float, default=None,
+                        help=f"network width multiplier (default {d['width']})")
+    parser.add_argument("--size", type=int, default=None, help=f"crop size (default {d['size']})")
+    parser.add_argument("--clip-len", type=int, default=None,
+                        help=f"frames per clip (default {d['clip_len']})")
+    parser.add_argument("--classes", type=int, default=None,
+                        help=f"number of classes (default {d['classes']})")
+    parser.add_argument("--short-side", type=int, default=None,
+                        help="RGB frames resized to this short side (default: --size)")
+    parser.add_argument("--flow-short-side", type=int, default=None,
+                        help="flow computed at this short side (default: the RGB short side; "
+                        "MARS used 256, which costs several times more)")
+    parser.add_argument("--backends", default="tvl1,dis,farneback",
+                        help="flow backends of the two-stream path (comma-separated)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help=f"timed runs per pipeline, median reported (default {d['repeats']})")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch and OpenCV threads (default: all available cores)")
+    parser.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
+    parser.add_argument("--rgb", default=None, metavar="CKPT",
+                        help="RGB (distilled) checkpoint instead of a random network")
+    parser.add_argument("--flow", default=None, metavar="CKPT",
+                        help="flow checkpoint instead of a random network")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny settings that run in seconds (a smoke test, not figures)")
+    parser.add_argument("--json", default=None, metavar="OUT", help="write the results as JSON")
+
+
+def _setting(args: argparse.Namespace, name: str) -> Any:
+    value = getattr(args, name)
+    return value if value is not None else (QUICK if args.quick else DEFAULTS)[name]
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def set_threads(threads: int) -> None:
+    """Set torch and OpenCV threads (the two libraries that do the work)."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    """CPU, cores, threads, load average and library versions, to publish with figures."""
+    import cv2
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"cpu": cpu, "cores": available_cores(), "threads": threads,
+            "torch_threads": torch.get_num_threads(), "opencv_threads": cv2.getNumThreads(),
+            "load_avg_1min": load, "torch": torch.__version__, "opencv": cv2.__version__,
+            "quiet": load is not None and load < 0.5}
+
+
+def generate_video(path: Path, frames: int, width: int, height: int) -> Path:
+    """A textured square moving across a textured background (flow has work to do)."""
+    import numpy as np
+
+    from flowless.data.video import write_video
+
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    side = max(4, min(height, width) // 4)
+    square = rng.integers(0, 255, (side, side, 3), dtype=np.uint8)
+    out = np.empty((frames, height, width, 3), np.uint8)
+    for t in range(frames):
+        img = np.roll(background, t, axis=1)
+        y = (height // 3 + t) % (height - side)
+        x = (2 * t) % (width - side)
+        img[y : y + side, x : x + side] = square
+        out[t] = img
+    write_video(path, out)
+    return path
+
+
+def random_stream(arch: str, width: float, classes: int, input: str, data: DataSettings,
+                  config: dict[str, Any] | None = None) -> TorchStream:
+    """A randomly initialised stream network of the requested size."""
+    from flowless.models import create_model
+
+    channels = 3 if input == "rgb" else 2
+    if config is not None:
+        module = create_model(**{**config, "in_channels": channels})
+    else:
+        module = create_model(arch, classes, in_channels=channels, width=width)
+    return TorchStream(module, name=input, source="random", input=input,
+                       classes=[f"class{i}" for i in range(module.num_classes)], data=data,
+                       in_channels=channels)
+
+
+def time_pipeline(video: Path, streams: list[Stream], *, repeats: int, batch_size: int,
+                  flow_backend: str | None = None) -> dict[str, Any]:
+    """Median wall time of the whole per-video pipeline over ``repeats`` runs."""
+    walls, stages = [], []
+    clips = frames = 0
+    for _ in range(max(1, repeats)):
+        times = StageTimes()
+        t0 = time.perf_counter()
+        scores = score_video(video, streams, batch_size=batch_size, flow_backend=flow_backend,
+                             times=times)
+        if len(scores.logits) > 1:
+            fuse(scores.logits, "softmax-mean")
+        walls.append(time.perf_counter() - t0)
+        stages.append(times.seconds)
+        clips, frames = sum(scores.clips), scores.frames
+    latency = statistics.median(walls)
+    return {"latency_s": latency, "min_s": min(walls), "runs": len(walls),
+            "stages_s": {k: statistics.median(s.get(k, 0.0) for s in stages) for k in STAGES},
+            "videos_per_s": 1.0 / latency, "frames_per_s": frames / latency,
+            "clips": clips, "clips_per_s": clips / latency, "frames": frames}
+
+
+def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+    """Time (a) RGB-only and (b) two-stream per flow backend; return a results dict."""
+    import torch
+
+    from flowless.models import count_parameters
+
+    threads = args.threads or available_cores()
+    set_threads(threads)
+    torch.set_flush_denormal(True)
+    size, clip_len = _setting(args, "size"), _setting(args, "clip_len")
+    short = args.short_side or size
+    data = DataSettings(clip_len=clip_len, size=size, stride=1, short_side=short,
+                        flow_backend="tvl1", flow_short_side=args.flow_short_side or short)
+    arch, width, classes = _setting(args, "arch"), _setting(args, "width"), _setting(args, "classes")
+    rgb = load_streams([args.rgb])[0][0] if args.rgb else \
+        random_stream(arch, width, classes, "rgb", data)
+    if args.flow:
+        flow = load_streams([args.flow])[0][0]
+    else:
+        config = getattr(getattr(rgb, "module", None), "config", None) if args.rgb else None
+        flow = random_stream(arch, width, classes, "flow", rgb.data, config)
+    tmp = None
+    if args.video:
+        video = Path(args.video)
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="flowless-bench-")
+        w, h = (int(v) for v in str(_setting(args, "resolution")).lower().split("x"))
+        video = generate_video(Path(tmp.name) / "bench.mp4", _setting(args, "frames"), w, h)
+    try:
+        from flowless.data.video import probe
+
+        info = probe(video)
+        repeats, bs = _setting(args, "repeats"), args.batch_size
+        time_pipeline(video, [rgb], repeats=1, batch_size=bs)  # warm-up (allocator, decoder)
+        rows = [{"pipeline": "rgb-only", "backend": None,
+                 **time_pipeline(video, [rgb], repeats=repeats, batch_size=bs)}]
+        for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+            row = time_pipeline(video, [rgb, flow], repeats=repeats, batch_size=bs,
+                                flow_backend=backend)
+            rows.append({"pipeline": "two-stream", "backend": backend, **row})
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    base = rows[0]["latency_s"]
+    for row in rows:
+        row["x_rgb_only"] = row["latency_s"] / base
+    module = getattr(rgb, "module", None)
+    return {
+        "machine": machine_info(threads),
+        "video": {"path": str(args.video or "generated"), "width": info.width,
+                  "height": info.height, "frames": rows[0]["frames"]},
+        "network": {"arch": getattr(module, "config", {}).get("arch", arch),
+                    "width": getattr(module, "config", {}).get("width", width),
+                    "params_rgb": count_parameters(module) if module is not None else None,
+                    "clip": [rgb.data.clip_len, rgb.data.size, rgb.data.size],
+                    "short_side": rgb.data.short_side,
+                    "flow_short_side": flow.data.flow_short_side,
+                    "weights": "checkpoint" if args.rgb else "random"},
+        "rows": rows,
+    }
+
+
+def format_results(res: dict[str, Any]) -> str:
+    """The table printed by ``flowless benchmark``."""
+    m, v, n = res["machine"], res["video"], res["network"]
+    quiet = "quiet" if m["quiet"] else "BUSY: figures unreliable"
+    lines = [
+        f"machine: {m['cpu']}, {m['cores']} cores; threads: torch {m['torch_threads']}, "
+        f"opencv {m['opencv_threads']}; load {m['load_avg_1min']:.2f} ({quiet})",
+        f"video: {v['path']} {v['width']}x{v['height']}, {v['frames']} frames; network: "
+        f"{n['arch']} width {n['width']} ({(n['params_rgb'] or 0) / 1e6:.2f} M params, "
+        f"{n['weights']} weights), clips {'x'.join(map(str, n['clip']))}, RGB short side "
+        f"{n['short_side']}, flow short side {n['flow_short_side']}",
+        f"{'pipeline':<22}{'latency':>10}{'decode':>9}{'flow':>9}{'network':>9}"
+        f"{'videos/s':>10}{'frames/s':>10}{'x RGB-only':>12}",
+    ]
+    for r in res["rows"]:
+        name = "RGB-only (distilled)" if r["backend"] is None else f"two-stream {r['backend']}"
+        st = r["stages_s"]
+        lines.append(f"{name:<22}{r['latency_s']:>9.3f}s{st['decode']:>9.3f}{st['flow']:>9.3f}"
+                     f"{st['network']:>9.3f}{r['videos_per_s']:>10.3f}{r['frames_per_s']:>10.1f}"
+                     f"{r['x_rgb_only']:>12.1f}")
+    slowest = {r["backend"]: r["x_rgb_only"] for r in res["rows"] if r["backend"]}
+    if "tvl1" in slowest:
+        lines.append(f"RGB-only is {slowest['tvl1']:.1f}x faster end-to-end than two-stream "
+                     "with TV-L1 flow")
+    return "\n".join(lines)

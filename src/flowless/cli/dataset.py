@@ -1,0 +1,72 @@
+"""``flowless dataset summary ROOT --format F``: check a dataset's annotations and files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+MAX_LISTED = 20  # missing files printed per split in the text report
+
+
+def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        name,
+        help="inspect a dataset (annotation formats, missing videos)",
+        description="Inspect a video dataset in one of the supported annotation formats.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    summary = actions.add_parser(
+        "summary",
+        help="videos per split, classes, missing files",
+        description="Read ROOT's annotations and print, per split, the number of videos and "
+        "the missing video files, and the number of classes. Exit code 2 when an annotation "
+        "file is malformed (the message names the file and line).",
+    )
+    add_dataset_arguments(summary)
+    summary.add_argument("--json", action="store_true",
+                         help='print one JSON object {"classes", "splits": {name: {"videos", '
+                         '"missing"}}}')
+    # accepted after the action too (the framework adds them to `dataset` itself)
+    summary.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                         help="no progress bars")
+    summary.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show tracebacks on errors")
+    return parser
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser, root_required: bool = True) -> None:
+    """ROOT, --format, --split, --annotations: shared by commands that read a dataset."""
+    from flowless.data.annotations import FORMATS
+
+    parser.add_argument("root", metavar="ROOT", help="dataset root folder (videos inside)")
+    parser.add_argument("--format", "-f", dest="format", required=root_required, choices=FORMATS,
+                        help="annotation format")
+    parser.add_argument("--split", type=int, default=1,
+                        help="split number for UCF101/HMDB51/list files (default 1)")
+    parser.add_argument("--annotations", metavar="PATH", default=None,
+                        help="folder (or list file) with the annotation files, when not in ROOT")
+
+
+def run(args: argparse.Namespace) -> int:
+    from flowless.data.annotations import load_index
+
+    index = load_index(args.root, args.format, split=args.split, annotations=args.annotations)
+    summary = index.summary()
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"dataset {index.root} (format {index.format}, split {args.split})")
+    print(f"classes: {summary['classes']}")
+    width = max([5] + [len(s) for s in summary["splits"]])
+    print(f"{'split':<{width}}  {'videos':>8}  {'missing':>8}")
+    for name, info in summary["splits"].items():
+        print(f"{name:<{width}}  {info['videos']:>8}  {len(info['missing']):>8}")
+    for name, info in summary["splits"].items():
+        missing = info["missing"]
+        if missing:
+            print(f"missing in {name}:")
+            for path in missing[:MAX_LISTED]:
+                print(f"  {path}")
+            if len(missing) > MAX_LISTED:
+                print(f"  ... and {len(missing) - MAX_LISTED} more (--json lists all)")
+    return 0

@@ -1,0 +1,160 @@
+"""``flowless flow INPUT OUT``: compute optical flow of many videos into a store.
+
+INPUT is a dataset root (with --format), a folder of videos (searched recursively) or a
+.txt file listing video paths. ``--export-jpg LAYOUT`` (INPUT = a store) and
+``--import-jpg LAYOUT`` (INPUT = a folder of JPEG flow) convert to and from the MARS and
+mmaction2 JPEG layouts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+LAYOUT_CHOICES = ("mars", "mmaction2", "denseflow")
+
+
+def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        name,
+        help="compute optical flow of videos into a resumable store",
+        description="Compute TV-L1 (or DIS/Farneback) optical flow of every video in INPUT and "
+        "store it, quantised as in MARS, under OUT (one <key>.npz per video). Parallel, "
+        "resumable (rerun to continue), shardable; failed videos are listed in the report "
+        "file and the exit code is 2. See docs/flow.md.",
+        epilog="examples: flowless flow UCF101/ flow/ --format ucf101 --backend tvl1 | "
+        "flowless flow videos/ flow/ --backend dis --param preset=fast --workers 8 --shard 0/4 | "
+        "flowless flow flow/ jpg/ --export-jpg mars | flowless flow jpg/ flow/ --import-jpg "
+        "mmaction2",
+    )
+    p.add_argument("input", metavar="INPUT", type=Path,
+                   help="dataset root, folder of videos, .txt list of video paths; a store "
+                   "with --export-jpg; a JPEG folder with --import-jpg")
+    p.add_argument("out", metavar="OUT", type=Path, help="output store (or JPEG folder)")
+    g = p.add_argument_group("flow")
+    g.add_argument("--backend", choices=("tvl1", "dis", "farneback"), default=None,
+                   help="flow algorithm (default tvl1, OpenCV defaults as in MARS)")
+    g.add_argument("--preset", default=None,
+                   help="named parameter set: tvl1 default|fast, dis ultrafast|fast|medium "
+                   "(default medium), farneback default")
+    g.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one backend parameter, e.g. --param warps=3 (repeatable; "
+                   "names in docs/flow.md)")
+    g.add_argument("--short-side", type=int, default=256,
+                   help="resize frames so the shorter side is this many px (default 256 as "
+                   "in MARS; 0 keeps the original size)")
+    r = p.add_argument_group("run")
+    r.add_argument("--workers", type=int, default=None,
+                   help="parallel processes (default: all cores)")
+    r.add_argument("--shard", default="0/1", metavar="I/N",
+                   help="process only part I of N (0-based, disjoint, by sorted key)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="recompute complete videos and accept a store made with other settings")
+    r.add_argument("--verify", action="store_true",
+                   help="re-read complete videos and redo any that do not load")
+    d = p.add_argument_group("dataset input")
+    d.add_argument("--format", default=None,
+                   help="INPUT is a dataset root in this format (ucf101, hmdb51, kinetics, "
+                   "ssv2, list, folder)")
+    d.add_argument("--split", type=int, default=1, help="split number for --format (default 1)")
+    d.add_argument("--annotations", type=Path, default=None,
+                   help="annotation folder for --format (default: INPUT)")
+    j = p.add_argument_group("JPEG layouts")
+    x = j.add_mutually_exclusive_group()
+    x.add_argument("--export-jpg", choices=LAYOUT_CHOICES, default=None, metavar="LAYOUT",
+                   help="write the store INPUT as per-video JPEG folders under OUT "
+                   "(mars: TVL1jpg_x_00001.jpg, mmaction2: flow_x_00001.jpg)")
+    x.add_argument("--import-jpg", choices=LAYOUT_CHOICES, default=None, metavar="LAYOUT",
+                   help="convert JPEG flow folders under INPUT into the store OUT")
+    j.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality for export (95)")
+    return p
+
+
+def discover_videos(input_path: Path, fmt: str | None = None, split: int = 1,
+                    annotations: Path | None = None) -> list[tuple[str, Path]]:
+    """(key, path) of every video named by INPUT (dataset root, folder or list file)."""
+    from flowless.data.video import VIDEO_EXTENSIONS
+    from flowless.errors import FlowError
+
+    if fmt:
+        from flowless.data.annotations import load_index
+
+        index = load_index(input_path, fmt, split=split, annotations=annotations)
+        return [(r.key, Path(r.path)) for r in index.records]
+    if input_path.is_dir():
+        videos = []
+        for path in sorted(input_path.rglob("*")):
+            rel = path.relative_to(input_path)
+            if any(part.startswith(".") for part in rel.parts):
+                continue
+            if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
+                videos.append((rel.with_suffix("").as_posix(), path))
+        if not videos:
+            raise FlowError(f"{input_path}: no video files ({', '.join(VIDEO_EXTENSIONS)}) "
+                            "found; pass a dataset root with --format or a list file")
+        return videos
+    if input_path.is_file():
+        return _read_list(input_path)
+    raise FlowError(f"{input_path}: not found; pass a folder of videos, a dataset root or a "
+                    ".txt list of video paths")
+
+
+def _read_list(list_file: Path) -> list[tuple[str, Path]]:
+    """Paths one per line (an optional trailing integer label is ignored; '#' comments)."""
+    from flowless.errors import AnnotationError
+
+    try:
+        lines = list_file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise AnnotationError(list_file, None, "not UTF-8 text; save the list as UTF-8") from exc
+    base = list_file.resolve().parent
+    paths = []
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        path = Path(text)
+        head, _, tail = text.rpartition(" ")
+        if not (base / path).exists() and head and tail.lstrip("-").isdigit():
+            path = Path(head.strip())  # "<path> <label>" lines as in UCF101 lists
+        paths.append(path if path.is_absolute() else base / path)
+    if not paths:
+        raise AnnotationError(list_file, None, "lists no videos; write one video path per line")
+    absolute = [Path(os.path.abspath(p)) for p in paths]
+    inside = all(p.is_relative_to(base) for p in absolute)
+    root = base if inside else Path(os.path.commonpath([p.parent for p in absolute]))
+    return [(p.relative_to(root).with_suffix("").as_posix(), p) for p in absolute]
+
+
+def run(args: argparse.Namespace) -> int:
+    from flowless.flow import export_jpg, extract_flow, import_jpg, parse_shard
+    from flowless.flow.backends import parse_param_args
+
+    params = parse_param_args(args.param)
+    layout = args.export_jpg or args.import_jpg
+    if layout == "denseflow":
+        layout = "mmaction2"
+    if args.export_jpg:
+        summary = export_jpg(args.input, args.out, layout, quality=args.jpeg_quality,
+                             quiet=args.quiet)
+    elif args.import_jpg:
+        summary = import_jpg(args.input, args.out, layout, backend=args.backend, params=params,
+                             preset=args.preset, short_side=args.short_side if args.backend else None,
+                             overwrite=args.overwrite, quiet=args.quiet)
+    else:
+        videos = discover_videos(args.input, args.format, args.split, args.annotations)
+        summary = extract_flow(
+            videos, args.out, backend=args.backend or "tvl1", short_side=args.short_side,
+            workers=args.workers, shard=parse_shard(args.shard), params=params,
+            preset=args.preset, overwrite=args.overwrite, verify=args.verify, quiet=args.quiet,
+        )
+    print(f"flowless flow: {summary.line()} in {summary.seconds:.1f} s -> {args.out}")
+    if summary.failed:
+        for failure in summary.failures[:5]:
+            print(f"  failed {failure['key']}: {failure['error']}", file=sys.stderr)
+        if summary.failed > 5:
+            print(f"  ... {summary.failed - 5} more in {summary.report}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,47 @@
+"""``flowless predict CKPT [CKPT ...] VIDEO``: top-k actions of one video."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        name,
+        help="predict the action in a video",
+        description="Run trained streams over every clip of VIDEO (decoded once, streamed in "
+        "bounded memory) and print the top-k classes with probabilities and the time per "
+        "stage. Several checkpoints (e.g. RGB + Flow [+ fusion checkpoint]) are fused; flow "
+        "is computed on the fly.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="CKPT ... VIDEO",
+                        help="checkpoints (none with --onnx), then the video file")
+    parser.add_argument("--topk", type=int, default=5, help="classes to show (default 5)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--onnx", action="append", default=[], metavar="MODEL.onnx",
+                        help="an ONNX model from `flowless export` (repeatable)")
+    parser.add_argument("--fusion", default=None, metavar="RULE|CKPT",
+                        help="softmax-mean (default), logit-mean, logprob-sum or a fusion "
+                        "checkpoint")
+    parser.add_argument("--flow-backend", default=None, metavar="B",
+                        help="flow backend for flow streams (default: the checkpoint's)")
+    parser.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from flowless.errors import ConfigError
+    from flowless.eval.fusion import FUSION_RULES
+    from flowless.predict import format_prediction, predict
+
+    *checkpoints, video = args.inputs
+    fusion_ckpt = args.fusion is not None and args.fusion not in FUSION_RULES
+    if not checkpoints and not args.onnx and not fusion_ckpt:
+        raise ConfigError("give the checkpoint(s) before the video, or --onnx MODEL.onnx")
+    if args.topk < 1:
+        raise ConfigError(f"--topk {args.topk}: must be at least 1")
+    result = predict(checkpoints, video, topk=args.topk, onnx=args.onnx, fusion=args.fusion,
+                     batch_size=args.batch_size, flow_backend=args.flow_backend)
+    print(json.dumps(result) if args.json else format_prediction(result))
+    return 0

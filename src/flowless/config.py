@@ -1,0 +1,384 @@
+"""Typed run configurations: dataclasses with defaults, YAML load/save, ``--set`` overrides.
+
+A run is fully described by a :class:`TrainConfig` (or :class:`FusionConfig`), saved as
+``config.yaml`` in its run folder. Values are checked against the field types; an
+unknown key or a wrong type raises :class:`ConfigError` with a one-line message naming
+the key (and the YAML file), the expected type and what was given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from flowless.errors import ConfigError
+
+TAPS = ("stem", "layer1", "layer2", "layer3", "layer4", "pool")
+STAGES = ("stem", "layer1", "layer2", "layer3", "layer4", "fc")
+DISTILL_MODES = ("none", "mars", "relation", "relation+mars", "kd")
+
+
+@dataclass
+class DataConfig:
+    """Where the videos (and their flow) are, and how clips are cut."""
+
+    format: str = "ucf101"  # ucf101 | hmdb51 | kinetics | ssv2 | list | folder
+    root: str = ""  # dataset root folder
+    split: int = 1  # official split number (UCF101/HMDB51)
+    annotations: str | None = None  # annotation file/folder when not inside root
+    flow_root: str | None = None  # flow store (flowless flow) for flow input / teachers
+    val_split: str = "auto"  # split used for validation: auto = test, else validation
+    clip_len: int = 16
+    size: int = 112
+    stride: int = 1  # temporal stride between clip frames
+    short_side: int | None = None  # resize short side before cropping (None: as decoded)
+    workers: int = 0  # DataLoader worker processes
+    flow_backend: str | None = None  # recorded in checkpoints (read from the store if None)
+    flow_short_side: int | None = None
+
+
+@dataclass
+class ModelConfig:
+    """Network architecture and initialisation."""
+
+    arch: str = "resnext101"
+    width: float = 1.0  # channel-width multiplier
+    shortcut: str | None = None  # "A" | "B"; None: the architecture's default
+    cardinality: int | None = None  # ResNeXt groups; None: default
+    dropout: float = 0.0  # before the classifier
+    pretrained: str | None = None  # checkpoint to start from (flowless, Hara/MARS)
+    freeze_until: str | None = None  # freeze stages before this one: layer1..layer4 | fc
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and learning-rate schedule (defaults: MARS from scratch)."""
+
+    name: str = "sgd"  # sgd | adamw
+    lr: float = 0.1
+    momentum: float = 0.9
+    dampening: float = 0.9  # MARS uses dampening = momentum
+    weight_decay: float = 1e-3
+    nesterov: bool = False
+    schedule: str = "plateau"  # plateau (on val loss) | cosine | none
+    warmup_epochs: float = 0.0  # linear warm-up (cosine / none)
+    patience: int = 10  # ReduceLROnPlateau patience (epochs)
+    factor: float = 0.1  # ReduceLROnPlateau factor
+    min_lr: float = 0.0  # cosine floor
+    grad_clip: float | None = None  # max gradient norm
+
+
+@dataclass
+class DistillConfig:
+    """Teacher and distillation loss: CE + alpha * term(mode)."""
+
+    teacher: str | None = None  # frozen stream checkpoint (usually the flow stream)
+    mode: str = "none"  # none | mars | relation | relation+mars | kd
+    alpha: float = 50.0
+    taps: list[str] = field(default_factory=lambda: list(TAPS))  # for relation
+    temperature: float = 4.0  # for kd
+
+
+@dataclass
+class TrainConfig:
+    """One training run of a stream (RGB or flow input), optionally distilled."""
+
+    stream: str = "rgb"  # input of the trained network: rgb | flow
+    name: str | None = None  # stream name in the checkpoint (default: rgb/flow/mars/ds/...)
+    epochs: int = 30
+    batch_size: int = 32
+    seed: int = 0
+    out: str = "runs/train"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "auto"  # auto | off | bf16 | fp16 (CUDA only)
+    threads: int = 0  # torch CPU threads (0: leave as is)
+    val_every: int = 1  # validate every N epochs (and always at the last)
+    tensorboard: bool = True
+    resume: str | None = None  # run folder or checkpoint to continue
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+
+
+@dataclass
+class FusionConfig:
+    """Attention fusion on top of frozen stream checkpoints (REFERENCE section 4)."""
+
+    streams: list[str] = field(default_factory=list)  # stream checkpoint paths
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    train_views: int = 1  # augmented train clips per video whose logits are precomputed
+    seed: int = 0
+    out: str = "runs/fusion"
+    device: str = "auto"
+    threads: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "stream": ("rgb", "flow"),
+    "amp": ("auto", "off", "bf16", "fp16"),
+    "model.shortcut": (None, "A", "B"),
+    "model.freeze_until": (None,) + STAGES[1:],
+    "optim.name": ("sgd", "adamw"),
+    "optim.schedule": ("plateau", "cosine", "none"),
+    "distill.mode": DISTILL_MODES,
+}
+
+C = TypeVar("C")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Return ``value`` converted to type ``tp`` or raise ConfigError naming ``key``."""
+    origin = typing.get_origin(tp)
+    bad = ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if type(None) in args and (
+            value is None or (isinstance(value, str) and value.lower() in ("none", "null", "~"))
+        ):
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                continue
+        raise bad
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        return [_coerce(v, item_tp, key) for v in value]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "on", "off"):
+            return value.lower() in ("true", "yes", "on")
+        raise bad
+    if tp is int:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if tp is float:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):  # PyYAML reads 1e-3 as a string
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise bad
+    raise bad  # pragma: no cover - no other field types are used
+
+
+def from_dict(cls: type[C], data: Any, prefix: str = "") -> C:
+    """Build dataclass ``cls`` from a (nested) dict, checking keys and types."""
+    where = prefix.rstrip(".") or "config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys to values, got {data!r}")
+    hints = _hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(
+                f"{prefix}{key}: unknown key; valid keys: {', '.join(names)}"
+            )
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = from_dict(tp, value, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _coerce(value, tp, f"{prefix}{key}")
+    return cls(**kwargs)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict of a config dataclass (YAML/JSON/checkpoint friendly)."""
+    return dataclasses.asdict(cfg)
+
+
+def apply_overrides(cfg: C, overrides: list[str] | None) -> C:
+    """Return a copy of ``cfg`` with ``key.sub=value`` overrides applied (parsed to the field type)."""
+    cfg = _copy(cfg)
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"--set {item}: expected key=value, e.g. optim.lr=0.01")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        target: Any = cfg
+        parts = key.split(".")
+        for depth, part in enumerate(parts):
+            names = [f.name for f in dataclasses.fields(target)]
+            dotted = ".".join(parts[: depth + 1])
+            if part not in names:
+                valid = ", ".join(
+                    ".".join(parts[:depth] + [n]) for n in names
+                )
+                raise ConfigError(f"{dotted}: unknown key; valid keys: {valid}")
+            tp = _hints(type(target))[part]
+            if depth < len(parts) - 1:
+                if not dataclasses.is_dataclass(tp):
+                    raise ConfigError(f"{dotted}: is a {_type_name(tp)}, it has no sub-keys")
+                target = getattr(target, part)
+                continue
+            if dataclasses.is_dataclass(tp):
+                sub = [f.name for f in dataclasses.fields(tp)]
+                raise ConfigError(
+                    f"{dotted}: is a section; set one of its keys: "
+                    + ", ".join(f"{dotted}.{n}" for n in sub)
+                )
+            setattr(target, part, _coerce(_parse_scalar(raw, tp), tp, dotted))
+    return cfg
+
+
+def _parse_scalar(raw: str, tp: Any) -> Any:
+    """Text of an override: strings stay text; other types go through YAML parsing."""
+    if tp is str:
+        return raw
+    try:
+        return yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        return raw
+
+
+def _copy(cfg: C) -> C:
+    return from_dict(type(cfg), to_dict(cfg))
+
+
+def validate(cfg: Any) -> None:
+    """Check value choices and cross-field rules; raise ConfigError on the first problem."""
+    data = to_dict(cfg)
+    for key, allowed in CHOICES.items():
+        value: Any = data
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                break
+            value = value[part]
+        else:
+            if value not in allowed:
+                shown = ", ".join("null" if a is None else str(a) for a in allowed)
+                raise ConfigError(f"{key}: {value!r} is not one of: {shown}")
+    if isinstance(cfg, TrainConfig):
+        _validate_train(cfg)
+    if isinstance(cfg, FusionConfig) and len(cfg.streams) < 2:
+        raise ConfigError("streams: fusion needs at least two stream checkpoints")
+    for key in ("epochs", "batch_size"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"{key}: must be at least 1, got {getattr(cfg, key)}")
+    if cfg.data.clip_len < 1 or cfg.data.size < 1 or cfg.data.stride < 1:
+        raise ConfigError("data.clip_len, data.size and data.stride must be at least 1")
+
+
+def _validate_train(cfg: TrainConfig) -> None:
+    d = cfg.distill
+    bad_taps = [t for t in d.taps if t not in TAPS]
+    if bad_taps:
+        raise ConfigError(f"distill.taps: unknown tap {bad_taps[0]!r}; valid taps: {', '.join(TAPS)}")
+    if d.mode != "none" and not d.teacher:
+        raise ConfigError(
+            f"distill.mode: {d.mode} needs a teacher checkpoint; pass --teacher CKPT "
+            "(or set distill.teacher)"
+        )
+    if d.mode == "none" and d.teacher:
+        raise ConfigError(
+            "distill.teacher is set but distill.mode is none; pass --distill "
+            "mars|relation|relation+mars|kd"
+        )
+    if d.mode in ("relation", "relation+mars") and not d.taps:
+        raise ConfigError("distill.taps: relation distillation needs at least one tap")
+    if cfg.optim.schedule == "plateau" and cfg.optim.warmup_epochs > 0:
+        raise ConfigError(
+            "optim.warmup_epochs: warm-up applies to schedule cosine or none, not plateau"
+        )
+    if cfg.stream == "flow" and not cfg.data.flow_root:
+        raise ConfigError("data.flow_root: the flow stream needs a flow store; set data.flow_root")
+    if cfg.val_every < 1:
+        raise ConfigError(f"val_every: must be at least 1, got {cfg.val_every}")
+
+
+def load_yaml(path: str | Path, cls: type[C] = TrainConfig) -> C:  # type: ignore[assignment]
+    """Read a YAML config file into ``cls``; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found; check the path")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file; save the config as UTF-8 YAML") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else f"{path}"
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where}: {problem}; fix the YAML syntax") from None
+    try:
+        return from_dict(cls, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def save_yaml(cfg: Any, path: str | Path) -> Path:
+    """Write ``cfg`` as YAML atomically (keys in declaration order)."""
+    from flowless.io import write_text
+
+    write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    return Path(path)
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    cls: type[C] = TrainConfig,  # type: ignore[assignment]
+) -> C:
+    """Defaults, then the YAML file (if any), then ``--set`` overrides; validated."""
+    cfg = load_yaml(path, cls) if path else cls()
+    cfg = apply_overrides(cfg, overrides)
+    validate(cfg)
+    return cfg

@@ -1,0 +1,211 @@
+"""One training epoch and one validation pass, independent of how the parts were built.
+
+The network is called through :class:`Taps` so that ``forward`` returns the feature dict
+(``forward_features``): DistributedDataParallel only synchronises gradients for calls to
+``forward``, and the distillation losses need the taps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from flowless.distill import distill_loss
+from flowless.engine.distributed import DistEnv, all_reduce_sum
+from flowless.progress import progress
+
+
+class Taps(nn.Module):
+    """Wraps a network so that ``forward`` returns ``net.forward_features(x)`` (a dict)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.net.forward_features(x)
+
+
+@dataclass
+class Distiller:
+    """A frozen teacher and the distillation term: loss = CE + alpha * term(mode)."""
+
+    teacher: nn.Module
+    mode: str
+    alpha: float = 50.0
+    taps: Sequence[str] = ("stem", "layer1", "layer2", "layer3", "layer4", "pool")
+    temperature: float = 4.0
+    input_key: str = "flow"  # batch key of the teacher's input
+
+    def __post_init__(self) -> None:
+        self.teacher.eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+
+    def term(self, student: dict[str, torch.Tensor], batch: dict[str, Any],
+             device: torch.device, autocast: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x = batch[self.input_key].to(device, non_blocking=True)
+        with torch.no_grad(), autocast():
+            teacher = self.teacher.forward_features(x)
+        return distill_loss(self.mode, student, teacher, taps=self.taps,
+                            temperature=self.temperature)
+
+
+@dataclass
+class StepOptions:
+    """How one optimisation step runs."""
+
+    device: torch.device
+    input_key: str = "clip"
+    amp_dtype: torch.dtype | None = None  # autocast dtype (CUDA only), None: full precision
+    grad_clip: float | None = None
+    quiet: bool | None = None
+    desc: str = "train"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+
+def train_epoch(
+    model: nn.Module,
+    loader: Iterable[dict[str, Any]],
+    optimizer: torch.optim.Optimizer,
+    opts: StepOptions,
+    env: DistEnv,
+    *,
+    schedule: Any = None,
+    scaler: torch.amp.GradScaler | None = None,
+    distiller: Distiller | None = None,
+    total: int | None = None,
+) -> dict[str, float]:
+    """Train one epoch; returns mean loss (and its parts), clip accuracy, clips/s (all ranks)."""
+    model.train()
+    dev = opts.device
+    sums = torch.zeros(3, dtype=torch.float64, device=dev)  # loss*n, ce*n, correct
+    part_sums: dict[str, torch.Tensor] = {}
+    count = 0
+    start = time.perf_counter()
+    bar = progress(total=total, desc=opts.desc, unit="clip", quiet=opts.quiet or not env.is_main)
+    for step, batch in enumerate(loader):
+        x = batch[opts.input_key].to(dev, non_blocking=True)
+        y = batch["label"].to(dev, non_blocking=True)
+        with opts.autocast():
+            feats = model(x)
+        ce = F.cross_entropy(feats["logits"].float(), y)
+        loss = ce
+        parts: dict[str, torch.Tensor] = {}
+        if distiller is not None:
+            term, parts = distiller.term(feats, batch, dev, opts.autocast)
+            loss = ce + distiller.alpha * term
+            parts["distill"] = term.detach()
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None and scaler.is_enabled():
+            scaler.scale(loss).backward()
+            if opts.grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if opts.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
+            optimizer.step()
+        if schedule is not None:
+            schedule.step_batch()
+        n = y.shape[0]
+        count += n
+        with torch.no_grad():
+            sums[0] += loss.detach().double() * n
+            sums[1] += ce.detach().double() * n
+            sums[2] += (feats["logits"].argmax(1) == y).sum()
+            for k, v in parts.items():
+                part_sums[k] = part_sums.get(k, torch.zeros((), dtype=torch.float64, device=dev))
+                part_sums[k] += v.double() * n
+        bar.update(n * env.world_size)
+        if step % 10 == 0 and not bar.disable:
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+    bar.close()
+    elapsed = time.perf_counter() - start
+    keys = sorted(part_sums)
+    flat = torch.cat([sums, torch.stack([part_sums[k] for k in keys]) if keys else sums[:0],
+                      torch.tensor([count, elapsed], dtype=torch.float64, device=dev)])
+    all_reduce_sum(env, flat)
+    total_n = max(1.0, float(flat[-2]))
+    out = {"train_loss": float(flat[0]) / total_n, "train_ce": float(flat[1]) / total_n,
+           "train_acc": float(flat[2]) / total_n}
+    for i, k in enumerate(keys):
+        out[f"train_{k}"] = float(flat[3 + i]) / total_n
+    # clips/s over the whole job: all clips / mean per-rank wall time
+    out["train_clips_per_s"] = total_n / max(1e-9, float(flat[-1]) / env.world_size)
+    if not math.isfinite(out["train_loss"]):
+        raise FloatingPointError(
+            f"training loss became {out['train_loss']}; lower optim.lr (or distill.alpha)"
+        )
+    return out
+
+
+@torch.no_grad()
+def validate(
+    model: nn.Module,
+    loader: Iterable[dict[str, Any]],
+    opts: StepOptions,
+    env: DistEnv,
+    *,
+    num_videos: int,
+    num_classes: int,
+    total: int | None = None,
+) -> dict[str, float]:
+    """Clip accuracy and CE loss, plus video accuracy from clip logits averaged per video."""
+    model.eval()
+    dev = opts.device
+    sums = torch.zeros(3, dtype=torch.float64, device=dev)  # loss*n, correct, n
+    video_logits = torch.zeros(num_videos, num_classes, dtype=torch.float64, device=dev)
+    video_clips = torch.zeros(num_videos, dtype=torch.float64, device=dev)
+    video_label = torch.full((num_videos,), -1.0, dtype=torch.float64, device=dev)
+    bar = progress(total=total, desc="val", unit="clip", quiet=opts.quiet or not env.is_main)
+    for batch in loader:
+        x = batch[opts.input_key].to(dev, non_blocking=True)
+        y = batch["label"].to(dev, non_blocking=True)
+        vid = batch["video"].to(dev, non_blocking=True)
+        with opts.autocast():
+            logits = model(x)["logits"].float()
+        valid = y >= 0
+        if valid.any():
+            sums[0] += F.cross_entropy(logits[valid], y[valid], reduction="sum").double()
+            sums[1] += (logits[valid].argmax(1) == y[valid]).sum()
+            sums[2] += valid.sum()
+        video_logits.index_add_(0, vid, logits.double())
+        video_clips.index_add_(0, vid, torch.ones_like(vid, dtype=torch.float64))
+        video_label[vid] = y.double()
+        bar.update(x.shape[0] * env.world_size)
+    bar.close()
+    all_reduce_sum(env, sums)
+    all_reduce_sum(env, video_logits)
+    all_reduce_sum(env, video_clips)
+    video_label = torch.where(video_clips > 0, video_label, torch.full_like(video_label, -1))
+    if env.distributed:  # every rank saw some videos; take the label from whoever had it
+        torch.distributed.all_reduce(video_label, op=torch.distributed.ReduceOp.MAX)
+    n = float(sums[2])
+    seen = (video_clips > 0) & (video_label >= 0)
+    video_acc = None
+    if seen.any():
+        pred = video_logits[seen].argmax(1)
+        video_acc = float((pred == video_label[seen].long()).double().mean())
+    return {
+        "val_loss": float(sums[0]) / n if n else None,
+        "val_acc": float(sums[1]) / n if n else None,
+        "val_video_acc": video_acc,
+        "val_clips": int(n),
+    }

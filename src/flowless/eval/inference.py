@@ -1,0 +1,274 @@
+"""Video -> per-stream video-level logits, streaming: frames are decoded once and each
+stream keeps only the frames of the clip it is filling, so memory does not grow with the
+video's length (MARS protocol). Clips match :func:`flowless.data.clips.video_clips`.
+
+Per stream, every clip's logits are averaged over the video (REFERENCE sections 4-5).
+MARS protocol: clips start every ``clip_len * stride`` frames, short side -> size, centre
+crop; a video shorter than one clip is looped. Flow field t is the flow from frame t to
+t+1, so a flow stream sees N-1 fields of an N-frame video; when a set mixes RGB and flow
+streams, RGB clips are limited to the first N-1 frames too, so both start on the same
+frames (as in ``record_clips``). 10x3: ten uniformly spaced clips x 3 crops; it needs the
+video's length first, so it keeps the video's frames (at the stream's short side).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowless.errors import VideoError
+from flowless.eval.streams import Stream
+
+PROTOCOLS = ("mars", "10x3")
+STAGES = ("decode", "flow", "transform", "network")
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per pipeline stage (summed over videos when shared)."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+    def add(self, stage: str, dt: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
+
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+
+@dataclass
+class VideoScores:
+    """Result of one video: per-stream mean clip logits, clip counts, decoded frames."""
+
+    logits: list[np.ndarray]
+    clips: list[int]
+    frames: int
+
+
+class _Scorer:
+    """Batches one stream's clips through its network and sums the logits."""
+
+    def __init__(self, stream: Stream, batch_size: int, times: StageTimes):
+        self.stream, self.batch_size, self.times = stream, max(1, batch_size), times
+        self.pending: list[Any] = []
+        self.pending_n = 0
+        self.total: np.ndarray | None = None
+        self.count = 0
+
+    def add(self, clips: Any) -> None:
+        """Queue a (N, C, T, S, S) tensor of clips; run every full batch."""
+        self.pending.append(clips)
+        self.pending_n += int(clips.shape[0])
+        while self.pending_n >= self.batch_size:
+            self._run(self.batch_size)
+
+    def _run(self, n: int) -> None:
+        import torch
+
+        batch = torch.cat(self.pending, 0) if len(self.pending) > 1 else self.pending[0]
+        head, rest = batch[:n], batch[n:]
+        self.pending, self.pending_n = ([rest] if len(rest) else []), len(rest)
+        t0 = time.perf_counter()
+        logits = np.asarray(self.stream.logits(head), dtype=np.float64)
+        self.times.add("network", time.perf_counter() - t0)
+        self.total = logits.sum(0) if self.total is None else self.total + logits.sum(0)
+        self.count += len(logits)
+
+    def finish(self) -> tuple[np.ndarray, int]:
+        if self.pending_n:
+            self._run(self.pending_n)
+        assert self.total is not None, "no clip was made"
+        return self.total / self.count, self.count
+
+
+class _Feeder:
+    """Receives decoded frames (index, image) and emits one stream's clips to its scorer."""
+
+    def __init__(self, stream: Stream, protocol: str, scorer: _Scorer, times: StageTimes,
+                 *, align: bool, flow_backend: str | None):
+        d = stream.data
+        self.stream, self.protocol, self.scorer, self.times = stream, protocol, scorer, times
+        self.kind = stream.input
+        self.L, self.s = d.clip_len, d.stride
+        self.step, self.last = d.clip_len * d.stride, (d.clip_len - 1) * d.stride
+        self.pair = self.kind == "flow"  # field t needs frames t and t+1
+        self.align = align
+        # A clip is complete once frame `last + lag` of it has been seen.
+        self.lag = 1 if (self.pair or align) else 0
+        self.backend = flow_backend or d.flow_backend
+        self.head: list[np.ndarray] | None = []  # all frames until the first clip is complete
+        self.kept: dict[int, np.ndarray] = {}
+        self.k = self.emitted = self.frames = 0
+
+    def _prepare(self, img: np.ndarray, cache: dict[Any, np.ndarray]) -> np.ndarray:
+        from flowless.data.video import resize_short_side
+
+        if self.kind == "rgb":
+            key: Any = ("rgb", self.stream.data.short_side)
+            if key not in cache:
+                cache[key] = resize_short_side(img, self.stream.data.short_side)
+            return cache[key]
+        key = ("gray", self.stream.data.flow_short_side)
+        if key not in cache:
+            from flowless.flow.backends import resize_gray, to_gray
+
+            t0 = time.perf_counter()
+            cache[key] = resize_gray(to_gray(img), self.stream.data.flow_short_side)
+            self.times.add("flow", time.perf_counter() - t0)
+        return cache[key]
+
+    def _wanted(self, rel: int) -> bool:
+        if 0 <= rel <= self.last and rel % self.s == 0:
+            return True
+        return self.pair and 1 <= rel <= self.last + 1 and (rel - 1) % self.s == 0
+
+    def frame(self, i: int, img: np.ndarray, cache: dict[Any, np.ndarray]) -> None:
+        unit = self._prepare(img, cache)
+        self.frames = i + 1
+        if self.head is not None:
+            self.head.append(unit)
+        if self.protocol != "mars":
+            return
+        while True:
+            start = self.k * self.step
+            rel = i - start
+            if rel < 0:
+                return
+            if self._wanted(rel):
+                self.kept[i] = unit
+            if rel < self.last + self.lag:
+                return
+            self._emit([self.kept[start + j * self.s] for j in range(self.L)],
+                       [self.kept[start + j * self.s + 1] for j in range(self.L)]
+                       if self.pair else None)
+            self.kept, self.head = {}, None
+            self.k += 1
+
+    def _flow(self, frames: np.ndarray) -> np.ndarray:
+        from flowless.flow import quantize, video_flow
+
+        t0 = time.perf_counter()
+        fields = quantize(video_flow(frames, backend=self.backend))
+        self.times.add("flow", time.perf_counter() - t0)
+        return fields
+
+    def _clips(self, units: np.ndarray, stride: int, protocol: str, length: int | None) -> None:
+        from flowless.data.clips import video_clips
+
+        d = self.stream.data
+        t0 = time.perf_counter()
+        clips = video_clips(units, self.kind, d.clip_len, d.size, stride, protocol, length)
+        self.times.add("transform", time.perf_counter() - t0)
+        self.emitted += int(clips.shape[0])
+        self.scorer.add(clips)
+
+    def _emit(self, firsts: list[np.ndarray], seconds: list[np.ndarray] | None) -> None:
+        if seconds is None:
+            units = np.stack(firsts)
+        else:  # one flow field per clip frame: frame -> next frame
+            units = np.concatenate([self._flow(np.stack(pair)) for pair in zip(firsts, seconds)])
+        self._clips(units, 1, "mars", None)
+
+    def finish(self, path: Path) -> None:
+        """Short videos (MARS, looped) and 10x3 use the frames kept in ``head``."""
+        if self.emitted or self.head is None:
+            return
+        head, self.head = self.head, None
+        if self.pair:
+            if len(head) < 2:
+                raise VideoError(path, "has a single frame; a flow stream needs at least 2 frames")
+            units, length = self._flow(np.stack(head)), None
+        else:
+            units = np.stack(head)
+            length = max(1, len(head) - 1) if self.align else None
+        self._clips(units, self.s, self.protocol, length)
+
+
+def _store_clips(stream: Stream, scorer: _Scorer, times: StageTimes, protocol: str,
+                 flow_root: Path, key: str) -> None:
+    """Flow clips read from a flow store, one clip's fields at a time (MARS)."""
+    from flowless.data.clips import clip_starts, video_clips
+    from flowless.flow import count_fields, flow_path, load_flow_u8
+
+    d = stream.data
+    path = flow_path(flow_root, key)
+    span = (d.clip_len - 1) * d.stride + 1
+    n = count_fields(path)
+    if protocol == "mars" and n >= span:
+        ranges = [(s, s + span) for s in clip_starts(n, d.clip_len, d.stride, "mars")]
+    else:  # a short video (looped) or 10x3: all fields
+        ranges = [(0, None)]
+    for lo, hi in ranges:
+        t0 = time.perf_counter()
+        fields = load_flow_u8(path, lo, hi)
+        t1 = time.perf_counter()
+        times.add("decode", t1 - t0)
+        scorer.add(video_clips(fields, "flow", d.clip_len, d.size, d.stride, protocol))
+        times.add("transform", time.perf_counter() - t1)
+
+
+def _timed_frames(path: Path, times: StageTimes) -> Iterator[np.ndarray]:
+    from flowless.data.video import iter_frames
+
+    frames = iter_frames(path)
+    try:
+        while True:
+            t0 = time.perf_counter()
+            try:
+                img = next(frames)
+            except StopIteration:
+                return
+            finally:
+                times.add("decode", time.perf_counter() - t0)
+            yield img
+    finally:
+        frames.close()
+
+
+def score_video(
+    path: str | Path,
+    streams: Sequence[Stream],
+    *,
+    protocol: str = "mars",
+    batch_size: int = 8,
+    flow_root: str | Path | None = None,
+    key: str | None = None,
+    flow_backend: str | None = None,
+    times: StageTimes | None = None,
+) -> VideoScores:
+    """Run every stream over one video: decode once, stream clips through in batches.
+
+    Flow streams read entry ``key`` of the store ``flow_root`` when given, else compute
+    flow on the fly with the checkpoint's backend and flow short side (``flow_backend``
+    overrides the backend). Raises VideoError/FlowError for an unreadable video or flow.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    path = Path(path)
+    times = times if times is not None else StageTimes()
+    scorers = [_Scorer(s, batch_size, times) for s in streams]
+    align = any(s.input == "flow" for s in streams) and any(s.input == "rgb" for s in streams)
+    feeders: list[_Feeder] = []
+    for stream, scorer in zip(streams, scorers):
+        if stream.input == "flow" and flow_root is not None:
+            _store_clips(stream, scorer, times, protocol, Path(flow_root),
+                         key if key is not None else path.stem)
+        else:
+            feeders.append(_Feeder(stream, protocol, scorer, times, align=align,
+                                   flow_backend=flow_backend))
+    frames = 0
+    if feeders:
+        for i, img in enumerate(_timed_frames(path, times)):
+            cache: dict[Any, np.ndarray] = {}
+            for feeder in feeders:
+                feeder.frame(i, img, cache)
+            frames = i + 1
+        for feeder in feeders:
+            feeder.finish(path)
+    results = [s.finish() for s in scorers]
+    return VideoScores([r[0] for r in results], [r[1] for r in results], frames)

@@ -1,0 +1,283 @@
+"""Trained streams ready for inference: checkpoint -> network + the data settings it expects.
+
+A :class:`Stream` hides whether the network is a PyTorch module or an ONNX session: it
+maps a batch of clips (N, C, T, S, S) to logits (N, K). :func:`load_streams` turns the
+checkpoint paths a user gives (stream checkpoints and/or one attention fusion checkpoint)
+into streams plus a fusion rule, with one-line errors for anything that does not fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowless.errors import CheckpointError
+from flowless.eval.fusion import FUSION_RULES, AttentionRule
+
+INPUTS = ("rgb", "flow")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """How a stream's clips are made (the checkpoint's ``data`` section)."""
+
+    clip_len: int
+    size: int
+    stride: int = 1
+    short_side: int | None = None
+    flow_backend: str = "tvl1"
+    flow_short_side: int | None = None
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> DataSettings:
+        if not isinstance(data, dict) or "clip_len" not in data or "size" not in data:
+            raise CheckpointError(
+                f"{source}: checkpoint has no data settings (data.clip_len, data.size); "
+                "it was not saved by flowless train"
+            )
+        try:
+            return cls(
+                clip_len=int(data["clip_len"]),
+                size=int(data["size"]),
+                stride=int(data.get("stride") or 1),
+                short_side=_opt_int(data.get("short_side")),
+                flow_backend=str(data.get("flow_backend") or "tvl1"),
+                flow_short_side=_opt_int(data.get("flow_short_side")),
+            )
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{source}: invalid data settings {data!r} ({exc})") from exc
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value in (None, "", 0) else int(value)
+
+
+class Stream:
+    """One trained network and the input it consumes; ``logits`` runs a batch of clips."""
+
+    def __init__(self, name: str, source: str, input: str, classes: list[str],
+                 data: DataSettings, in_channels: int):
+        self.name = name
+        self.source = source
+        self.input = input
+        self.classes = list(classes)
+        self.data = data
+        self.in_channels = in_channels
+
+    @property
+    def span(self) -> int:
+        """Frames covered by one non-overlapping MARS clip."""
+        return self.data.clip_len * self.data.stride
+
+    def logits(self, clips: Any) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "checkpoint": self.source, "input": self.input,
+                "data": self.data.as_dict()}
+
+
+class TorchStream(Stream):
+    """A PyTorch network in eval mode; inference without autograd."""
+
+    def __init__(self, module: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.module = module.eval()
+
+    def logits(self, clips: Any) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.module(clips.float())
+        return out.float().numpy()
+
+
+def _check_input(value: Any, source: str) -> str:
+    if value not in INPUTS:
+        raise CheckpointError(f"{source}: unknown stream input {value!r}; expected rgb or flow")
+    return str(value)
+
+
+def stream_from_checkpoint(ckpt: dict[str, Any], source: str) -> TorchStream:
+    """Build a :class:`TorchStream` from a loaded ``kind: stream`` checkpoint."""
+    for key in ("model", "model_config", "classes"):
+        if key not in ckpt:
+            raise CheckpointError(f"{source}: stream checkpoint has no {key!r}; "
+                                  "it was not saved by flowless train")
+    input_kind = _check_input(ckpt.get("input", "rgb"), source)
+    module = build_network(ckpt, source)
+    in_channels = int(ckpt["model_config"].get("in_channels", 3 if input_kind == "rgb" else 2))
+    expected = 3 if input_kind == "rgb" else 2
+    if in_channels != expected:
+        raise CheckpointError(f"{source}: a {input_kind} stream needs {expected} input channels, "
+                              f"the network has {in_channels}")
+    return TorchStream(
+        module,
+        name=str(ckpt.get("stream") or input_kind),
+        source=source,
+        input=input_kind,
+        classes=[str(c) for c in ckpt["classes"]],
+        data=DataSettings.from_dict(ckpt.get("data"), source),
+        in_channels=in_channels,
+    )
+
+
+def build_network(ckpt: dict[str, Any], source: str) -> Any:
+    """``model_from_checkpoint`` with a one-line CheckpointError naming what does not fit."""
+    from flowless.models import model_from_checkpoint
+
+    try:
+        return model_from_checkpoint(ckpt)
+    except CheckpointError as exc:
+        raise CheckpointError(_named(exc, source)) from exc
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        cfg = ckpt.get("model_config")
+        detail = _mismatch(ckpt) or _first_line(exc)
+        raise CheckpointError(
+            f"{source}: the weights do not fit the architecture in model_config {cfg!r} "
+            f"({detail}); use a checkpoint saved with its own model_config"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _named(exc: BaseException, source: str) -> str:
+    """The message of an error raised on an in-memory checkpoint, naming the file instead."""
+    msg = " ".join(str(exc).split()).replace("<checkpoint>", source)
+    return msg if source in msg else f"{source}: {msg}"
+
+
+def _mismatch(ckpt: dict[str, Any]) -> str:
+    """Summarise missing/unexpected/mis-shaped weights of a stream checkpoint."""
+    try:
+        from flowless.models import create_model
+
+        expected = create_model(**ckpt["model_config"]).state_dict()
+    except Exception:  # noqa: BLE001 - best effort: the caller has a fallback message
+        return ""
+    got = ckpt.get("model") or {}
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    shapes = [k for k in expected if k in got and tuple(expected[k].shape) != tuple(got[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing weights, e.g. {missing[0]}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected weights, e.g. {unexpected[0]}")
+    if shapes:
+        k = shapes[0]
+        parts.append(f"{len(shapes)} shape mismatches, e.g. {k}: checkpoint "
+                     f"{tuple(got[k].shape)} vs model {tuple(expected[k].shape)}")
+    return "; ".join(parts)
+
+
+def attention_from_checkpoint(ckpt: dict[str, Any], source: str) -> AttentionRule:
+    """Build the trained attention fusion module of a ``kind: fusion`` checkpoint."""
+    from flowless.models import fusion_from_checkpoint
+
+    try:
+        module = fusion_from_checkpoint(ckpt)
+    except CheckpointError as exc:
+        raise CheckpointError(_named(exc, source)) from exc
+    return AttentionRule(module, name=f"attention:{Path(source).name}",
+                         weights_of=_attention_weights)
+
+
+def _attention_weights(module: Any, tensors: list[Any]) -> Any:
+    weights = getattr(module, "stream_weights", None)
+    return weights(tensors) if callable(weights) else None
+
+
+def _resolve(entry: Any, fusion_path: Path) -> Path:
+    """Where a stream listed in a fusion checkpoint lives (as given, or next to the fusion)."""
+    raw = entry.get("path") if isinstance(entry, dict) else entry
+    if not isinstance(raw, str) or not raw:
+        raise CheckpointError(f"{fusion_path}: invalid stream entry {entry!r} in 'streams'")
+    path = Path(raw)
+    for candidate in (path, fusion_path.parent / path, fusion_path.parent / path.name):
+        if candidate.is_file():
+            return candidate
+    raise CheckpointError(
+        f"{fusion_path}: stream checkpoint {raw} not found (also looked next to the fusion "
+        "checkpoint); pass the stream checkpoints explicitly before it"
+    )
+
+
+def load_streams(
+    checkpoints: Sequence[str | Path], fusion: str | None = None
+) -> tuple[list[Stream], str | AttentionRule | None]:
+    """Load stream checkpoints and pick the fusion rule.
+
+    ``checkpoints`` may hold stream checkpoints and at most one fusion checkpoint; a fusion
+    checkpoint alone brings its own streams. ``fusion`` is a rule name, a fusion checkpoint
+    path, or None (softmax-mean when there are several streams).
+    """
+    from flowless.checkpoint import is_flowless, load_checkpoint
+
+    stream_ckpts: list[tuple[dict[str, Any], str]] = []
+    fusion_ckpts: list[tuple[dict[str, Any], Path]] = []
+    for raw in checkpoints:
+        ckpt = load_checkpoint(raw)
+        if not is_flowless(ckpt):
+            raise CheckpointError(f"{raw}: not a flowless checkpoint (no format/model_config); "
+                                  "train or fine-tune it with flowless train first")
+        kind = ckpt.get("kind")
+        if kind == "stream":
+            stream_ckpts.append((ckpt, str(raw)))
+        elif kind == "fusion":
+            fusion_ckpts.append((ckpt, Path(raw)))
+        else:
+            raise CheckpointError(f"{raw}: unknown checkpoint kind {kind!r}")
+    if fusion is not None and fusion not in FUSION_RULES:
+        fusion_ckpts.append((load_checkpoint(fusion), Path(fusion)))
+        if fusion_ckpts[-1][0].get("kind") != "fusion":
+            raise CheckpointError(f"{fusion}: --fusion takes {', '.join(FUSION_RULES)} or a "
+                                  "fusion checkpoint (kind 'fusion')")
+    if len(fusion_ckpts) > 1:
+        raise CheckpointError("more than one fusion checkpoint given; pass exactly one")
+    rule: str | AttentionRule | None = fusion if fusion in FUSION_RULES else None
+    if fusion_ckpts:
+        fckpt, fpath = fusion_ckpts[0]
+        if not stream_ckpts:
+            entries = fckpt.get("streams") or []
+            stream_ckpts = [(load_checkpoint(p), str(p)) for p in (_resolve(e, fpath) for e in entries)]
+        rule = attention_from_checkpoint(fckpt, str(fpath))
+        wanted = fckpt.get("model_config", {}).get("num_streams", len(stream_ckpts))
+        if wanted != len(stream_ckpts):
+            raise CheckpointError(f"{fpath}: the fusion was trained on {wanted} streams, "
+                                  f"{len(stream_ckpts)} given")
+    if not stream_ckpts:
+        raise CheckpointError("no stream checkpoint given")
+    streams: list[Stream] = [stream_from_checkpoint(c, s) for c, s in stream_ckpts]
+    check_classes(streams)
+    _unique_names(streams)
+    if rule is None and len(streams) > 1:
+        rule = "softmax-mean"
+    return streams, rule
+
+
+def check_classes(streams: Sequence[Stream]) -> None:
+    """All streams must predict the same classes in the same order."""
+    first = streams[0]
+    for s in streams[1:]:
+        if s.classes != first.classes:
+            raise CheckpointError(f"{s.source}: its {len(s.classes)} classes differ from those of "
+                                  f"{first.source} ({len(first.classes)}); fuse streams trained "
+                                  "on the same dataset")
+
+
+def _unique_names(streams: Sequence[Stream]) -> None:
+    seen: dict[str, int] = {}
+    for s in streams:
+        seen[s.name] = seen.get(s.name, 0) + 1
+        if seen[s.name] > 1:
+            s.name = f"{s.name}-{seen[s.name]}"

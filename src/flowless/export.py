@@ -1,0 +1,161 @@
+"""Export a stream checkpoint to ONNX (dynamic batch axis), verified against PyTorch.
+
+The ONNX file carries what inference needs in its ``metadata_props`` (key ``flowless``:
+classes, clip settings, input kind), so ``flowless predict --onnx MODEL.onnx VIDEO`` runs
+it alone. The export is written only if onnxruntime reproduces the PyTorch logits on
+random clips (batch > 1, so the dynamic axis is exercised).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowless.errors import CheckpointError
+from flowless.eval.streams import DataSettings, Stream, TorchStream, load_streams
+from flowless.io import atomic_path
+
+META_KEY = "flowless"
+META_FORMAT = "flowless-onnx/1"
+
+
+class ExportMismatchError(RuntimeError):
+    """onnxruntime and PyTorch disagree: a bug (exit code 1), not a user error."""
+
+
+def random_clips(stream: Stream, batch: int, seed: int = 0) -> Any:
+    """Clips in the range real inputs have (RGB 0-255 minus the mean, flow u8 - 127.5)."""
+    import torch
+
+    from flowless.data.transforms import FLOW_MEAN, RGB_MEAN
+
+    g = torch.Generator().manual_seed(seed)
+    d = stream.data
+    x = torch.rand(batch, stream.in_channels, d.clip_len, d.size, d.size, generator=g) * 255
+    if stream.input == "rgb":
+        return x - torch.tensor(RGB_MEAN).view(1, 3, 1, 1, 1)
+    return x - FLOW_MEAN
+
+
+def max_error(reference: np.ndarray, other: np.ndarray) -> float:
+    """Largest difference relative to the logits' scale (absolute when logits are <= 1)."""
+    scale = max(1.0, float(np.abs(reference).max()))
+    return float(np.abs(reference - other).max()) / scale
+
+
+def export_onnx(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    opset: int = 17,
+    check_batch: int = 3,
+    tolerance: float = 1e-4,
+) -> dict[str, Any]:
+    """Export ``checkpoint`` to ``out``; raise ExportMismatchError when the check fails."""
+    import onnx
+    import torch
+
+    torch.set_flush_denormal(True)
+    streams, rule = load_streams([checkpoint])
+    if rule is not None or len(streams) != 1 or not isinstance(streams[0], TorchStream):
+        raise CheckpointError(f"{checkpoint}: export takes one stream checkpoint; export the "
+                              "streams of a fusion one by one")
+    stream = streams[0]
+    module = stream.module.eval()
+    out = Path(out)
+    meta = {"format": META_FORMAT, "name": stream.name, "input": stream.input,
+            "classes": stream.classes, "data": stream.data.as_dict(),
+            "in_channels": stream.in_channels, "source": str(checkpoint),
+            "model_config": _plain(getattr(module, "config", None))}
+    with atomic_path(out, suffix=".onnx") as tmp:
+        dummy = random_clips(stream, 1, seed=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module, (dummy,), str(tmp), input_names=["clips"], output_names=["logits"],
+                dynamic_axes={"clips": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=opset, dynamo=False,
+            )
+        model = onnx.load(str(tmp))
+        entry = model.metadata_props.add()
+        entry.key, entry.value = META_KEY, json.dumps(meta)
+        onnx.checker.check_model(model)
+        onnx.save(model, str(tmp))
+        err = verify_onnx(tmp, stream, check_batch, tolerance)
+    return {"onnx": str(out), "checkpoint": str(checkpoint), "opset": opset,
+            "check_batch": check_batch, "max_error": err, "tolerance": tolerance,
+            "bytes": out.stat().st_size, "classes": len(stream.classes),
+            "input_shape": ["batch", stream.in_channels, stream.data.clip_len,
+                            stream.data.size, stream.data.size]}
+
+
+def verify_onnx(path: str | Path, stream: TorchStream, batch: int = 3,
+                tolerance: float = 1e-4) -> float:
+    """Compare onnxruntime with PyTorch on random clips; return the error or raise."""
+    clips = random_clips(stream, batch, seed=2)
+    reference = stream.logits(clips)
+    onnx_stream = load_onnx_stream(path)
+    got = onnx_stream.logits(clips)
+    if got.shape != reference.shape:
+        raise ExportMismatchError(f"{path}: ONNX output shape {got.shape} != PyTorch "
+                                  f"{reference.shape}")
+    err = max_error(reference, got)
+    if not err <= tolerance:
+        raise ExportMismatchError(f"{path}: onnxruntime and PyTorch logits differ by {err:.2e} "
+                                  f"(tolerance {tolerance:.0e}); the export is wrong, report it")
+    return err
+
+
+def _plain(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=str)) if obj is not None else None
+
+
+class OnnxStream(Stream):
+    """A stream run by onnxruntime (CPU), with its settings from the model's metadata."""
+
+    def __init__(self, session: Any, input_name: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.session, self.input_name = session, input_name
+
+    def logits(self, clips: Any) -> np.ndarray:
+        x = clips.numpy() if hasattr(clips, "numpy") else np.asarray(clips)
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, np.float32)})[0]
+
+
+def load_onnx_stream(path: str | Path) -> OnnxStream:
+    """Open an ONNX model exported by flowless; one-line errors for anything else."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: ONNX model not found; check the path")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        import torch
+
+        opts.intra_op_num_threads = torch.get_num_threads()
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(f"{path}: not a readable ONNX model ({first}); export one with "
+                              "flowless export CKPT --onnx OUT.onnx") from exc
+    raw = session.get_modelmeta().custom_metadata_map.get(META_KEY)
+    try:
+        meta = json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        meta = None
+    if not isinstance(meta, dict) or meta.get("format") != META_FORMAT:
+        raise CheckpointError(f"{path}: ONNX model has no flowless metadata (classes, clip "
+                              "settings); export it with flowless export")
+    source = str(path)
+    inp = session.get_inputs()[0]
+    return OnnxStream(
+        session, inp.name, name=str(meta.get("name", "onnx")), source=source,
+        input=str(meta["input"]), classes=[str(c) for c in meta["classes"]],
+        data=DataSettings.from_dict(meta["data"], source), in_channels=int(meta["in_channels"]),
+    )

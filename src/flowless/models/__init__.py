@@ -1,0 +1,37 @@
+"""3D ResNet/ResNeXt networks with named feature taps, weight loading, and late fusion."""
+
+from __future__ import annotations
+
+from flowless.models.fusion import AttentionFusion, MeanFusion, fusion_from_checkpoint
+from flowless.models.resnet3d import (
+    ARCHS,
+    STAGES,
+    TAPS,
+    VideoResNet,
+    count_parameters,
+    create_model,
+)
+from flowless.models.weights import (
+    LoadReport,
+    extract_state_dict,
+    infer_config,
+    load_weights,
+    model_from_checkpoint,
+)
+
+__all__ = [
+    "ARCHS",
+    "STAGES",
+    "TAPS",
+    "AttentionFusion",
+    "LoadReport",
+    "MeanFusion",
+    "VideoResNet",
+    "count_parameters",
+    "create_model",
+    "extract_state_dict",
+    "fusion_from_checkpoint",
+    "infer_config",
+    "load_weights",
+    "model_from_checkpoint",
+]

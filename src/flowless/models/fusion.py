@@ -1,0 +1,124 @@
+"""Late fusion of stream logits: the paper's attention fusion and plain averaging baselines.
+
+All modules take the streams' logits as a list of (B, K) tensors or one (B, S, K) tensor and
+return fused (B, K) scores; the same module is used for training and testing (the authors'
+scripts used two incompatible modules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from flowless.errors import CheckpointError, ConfigError
+
+Streams = torch.Tensor | Sequence[torch.Tensor]
+
+
+def stack_streams(streams: Streams, num_streams: int | None = None) -> torch.Tensor:
+    """(B, S, K) tensor from a list of S (B, K) tensors or a (B, S, K) tensor."""
+    x = streams if isinstance(streams, torch.Tensor) else torch.stack(list(streams), dim=1)
+    if x.dim() != 3:
+        raise ValueError(f"expected stream logits (B, S, K) or a list of (B, K), got {tuple(x.shape)}")
+    if num_streams is not None and x.shape[1] != num_streams:
+        raise ValueError(f"expected {num_streams} streams, got {x.shape[1]}")
+    return x
+
+
+class AttentionFusion(nn.Module):
+    """Lightweight attention fusion (REFERENCE section 4), for any number of streams S.
+
+    x_i = L2-normalise(logits_i); w = sigmoid(W2 W1 concat(x_1..x_S)) with W1: S*K -> K//2
+    and W2: K//2 -> S (biases, no non-linearity between, as in the paper); Y = sum_i w_i x_i.
+    10,252 parameters for K = 101, S = 2. Log the weights (:meth:`forward_with_weights`):
+    in a trial they saturated at 1, i.e. the module acted as a sum of normalised logits.
+    """
+
+    def __init__(self, num_classes: int, num_streams: int = 2):
+        super().__init__()
+        if num_classes < 1 or num_streams < 1:
+            raise ConfigError(f"AttentionFusion(num_classes={num_classes}, num_streams="
+                              f"{num_streams}): both must be positive")
+        self.num_classes, self.num_streams = int(num_classes), int(num_streams)
+        hidden = max(1, num_classes // 2)
+        self.fc1 = nn.Linear(num_streams * num_classes, hidden)
+        self.fc2 = nn.Linear(hidden, num_streams)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Keyword arguments that rebuild this module: ``AttentionFusion(**fusion.config)``."""
+        return {"num_classes": self.num_classes, "num_streams": self.num_streams}
+
+    def forward_with_weights(self, streams: Streams) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fused scores (B, K) and the per-stream weights (B, S), in one pass."""
+        x = F.normalize(stack_streams(streams, self.num_streams), dim=-1)
+        if x.shape[-1] != self.num_classes:
+            raise ValueError(f"expected {self.num_classes} classes, got {x.shape[-1]}")
+        w = torch.sigmoid(self.fc2(self.fc1(x.flatten(1))))
+        return (w.unsqueeze(-1) * x).sum(dim=1), w
+
+    def stream_weights(self, streams: Streams) -> torch.Tensor:
+        """Per-stream weights (B, S) in (0, 1), e.g. for logging."""
+        return self.forward_with_weights(streams)[1]
+
+    def forward(self, streams: Streams) -> torch.Tensor:
+        return self.forward_with_weights(streams)[0]
+
+
+class MeanFusion(nn.Module):
+    """Parameter-free baselines: mean of logits, of softmax, or of log-softmax.
+
+    ``mode="logits"`` (MARS two-stream baseline) averages logits; ``"softmax"`` returns the
+    log of the mean probabilities (so a softmax of the output gives the mean probabilities);
+    ``"log_softmax"`` averages log-probabilities (the log-prob sum, up to a factor, which
+    did much better than softmax averaging in a trial, REFERENCE section 8).
+    """
+
+    MODES = ("logits", "softmax", "log_softmax")
+
+    def __init__(self, mode: str = "logits"):
+        super().__init__()
+        if mode not in self.MODES:
+            raise ConfigError(f"MeanFusion mode {mode!r}: choose one of {', '.join(self.MODES)}")
+        self.mode = mode
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"mode": self.mode}
+
+    def forward(self, streams: Streams) -> torch.Tensor:
+        x = stack_streams(streams)
+        if self.mode == "logits":
+            return x.mean(dim=1)
+        if self.mode == "softmax":
+            return torch.log(F.softmax(x, dim=-1).mean(dim=1))
+        return F.log_softmax(x, dim=-1).mean(dim=1)
+
+
+def fusion_from_checkpoint(ckpt_or_path: str | Path | dict[str, Any]) -> AttentionFusion:
+    """Rebuild an :class:`AttentionFusion` from a flowless fusion checkpoint (eval mode)."""
+    from flowless.checkpoint import is_flowless, load_checkpoint
+
+    if isinstance(ckpt_or_path, (str, Path)):
+        source, ckpt = str(ckpt_or_path), load_checkpoint(ckpt_or_path)
+    else:
+        source, ckpt = "<checkpoint>", ckpt_or_path
+    if not is_flowless(ckpt) or ckpt.get("kind") != "fusion":
+        raise CheckpointError(f"{source}: not a flowless fusion checkpoint (kind "
+                              f"{ckpt.get('kind')!r}); pass the best.pt of a train-fusion run")
+    config, state = ckpt.get("model_config"), ckpt.get("model")
+    if not isinstance(config, dict) or not isinstance(state, dict):
+        raise CheckpointError(f"{source}: fusion checkpoint lacks model_config or model; "
+                              "it is damaged")
+    try:
+        fusion = AttentionFusion(**config)
+        fusion.load_state_dict(state)
+    except (ConfigError, TypeError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{source}: fusion weights do not fit ({first})") from exc
+    return fusion.eval()
