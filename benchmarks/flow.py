@@ -57,7 +57,8 @@ def make_pairs(h: int, w: int, count: int) -> list[tuple[np.ndarray, np.ndarray,
     return pairs
 
 
-def bench_backends(sizes: list[str], pairs_per_size: int, repeats: int) -> list[dict]:
+def bench_backends(sizes: list[str], pairs_per_size: int, min_seconds: float) -> list[dict]:
+    """Time each backend over the pairs, repeated until ``min_seconds`` have passed."""
     cv2.setNumThreads(1)
     rows = []
     for size in sizes:
@@ -67,11 +68,12 @@ def bench_backends(sizes: list[str], pairs_per_size: int, repeats: int) -> list[
             fb = FlowBackend(backend, preset=preset)
             fb(pairs[0][0], pairs[0][1])  # warm-up (allocations)
             errors, errors_u8 = [], []
-            start = time.perf_counter()
-            for _ in range(repeats):
+            start, calls = time.perf_counter(), 0
+            while calls == 0 or time.perf_counter() - start < min_seconds:
                 for first, second, _ in pairs:
-                    flow = fb(first, second)
-            seconds = (time.perf_counter() - start) / (repeats * len(pairs))
+                    fb(first, second)
+                calls += len(pairs)
+            seconds = (time.perf_counter() - start) / calls
             for first, second, truth in pairs:
                 flow = fb(first, second)
                 errors.append(end_point_error(flow, truth))
@@ -135,17 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.quick:
-        sizes, pairs, repeats = ["112"], 3, 1
+        sizes, pairs, min_seconds = ["112"], 3, 0.2
         wv, wf, ws, wb, wp = 4, 6, 64, "tvl1", "fast"
     else:
-        sizes, pairs, repeats = ["112", "240"], 6, 2
-        wv, wf, ws, wb, wp = 8, 16, 112, "tvl1", "default"
+        sizes, pairs, min_seconds = ["112", "240"], 6, 3.0
+        wv, wf, ws, wb, wp = 8, 24, 112, "tvl1", "default"
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"flow benchmark{' (quick)' if args.quick else ''}: {platform.processor() or '?'} "
           f"{cores} cores, OpenCV {cv2.__version__}, load average before {load[0]:.2f} "
           "(a busy machine slows every figure)")
-    backend_rows = bench_backends(sizes, pairs, repeats)
+    backend_rows = bench_backends(sizes, pairs, min_seconds)
     setup = f"{wv} videos x {wf} frames at {ws}x{ws}, {wb}/{wp}"
     worker_rows = bench_workers(wv, wf, ws, wb, wp, [1, 2])
     print_tables(backend_rows, worker_rows, setup)

@@ -39,6 +39,7 @@ class DataConfig:
     stride: int = 1  # temporal stride between clip frames
     short_side: int | None = None  # resize short side before cropping (None: as decoded)
     workers: int = 0  # DataLoader worker processes
+    flip: bool = True  # random horizontal flip in training (off for left/right classes)
     flow_backend: str | None = None  # recorded in checkpoints (read from the store if None)
     flow_short_side: int | None = None
 

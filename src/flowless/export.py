@@ -8,6 +8,8 @@ random clips (batch > 1, so the dynamic axis is exercised).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import warnings
 from pathlib import Path
@@ -54,8 +56,13 @@ def export_onnx(
     opset: int = 17,
     check_batch: int = 3,
     tolerance: float = 1e-4,
+    exporter: str = "auto",
 ) -> dict[str, Any]:
-    """Export ``checkpoint`` to ``out``; raise ExportMismatchError when the check fails."""
+    """Export ``checkpoint`` to ``out``; raise ExportMismatchError when the check fails.
+
+    ``exporter``: "legacy" (TorchScript-based, fast), "dynamo" (torch.export-based, needs
+    onnxscript) or "auto" (legacy, falling back to dynamo where legacy is unavailable).
+    """
     import onnx
     import torch
 
@@ -72,25 +79,45 @@ def export_onnx(
             "in_channels": stream.in_channels, "source": str(checkpoint),
             "model_config": _plain(getattr(module, "config", None))}
     with atomic_path(out, suffix=".onnx") as tmp:
-        dummy = random_clips(stream, 1, seed=1)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                module, (dummy,), str(tmp), input_names=["clips"], output_names=["logits"],
-                dynamic_axes={"clips": {0: "batch"}, "logits": {0: "batch"}},
-                opset_version=opset, dynamo=False,
-            )
+        used = _export(module, random_clips(stream, 1, seed=1), tmp, opset, exporter)
         model = onnx.load(str(tmp))
+        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
         entry = model.metadata_props.add()
         entry.key, entry.value = META_KEY, json.dumps(meta)
         onnx.checker.check_model(model)
         onnx.save(model, str(tmp))
         err = verify_onnx(tmp, stream, check_batch, tolerance)
-    return {"onnx": str(out), "checkpoint": str(checkpoint), "opset": opset,
+    return {"onnx": str(out), "checkpoint": str(checkpoint), "opset": opset, "exporter": used,
             "check_batch": check_batch, "max_error": err, "tolerance": tolerance,
             "bytes": out.stat().st_size, "classes": len(stream.classes),
             "input_shape": ["batch", stream.in_channels, stream.data.clip_len,
                             stream.data.size, stream.data.size]}
+
+
+def _export(module: Any, dummy: Any, path: Path, opset: int, exporter: str) -> str:
+    """Run torch.onnx.export with a dynamic batch axis; return the exporter used."""
+    import torch
+
+    if exporter not in ("auto", "legacy", "dynamo"):
+        raise ValueError(f"unknown exporter {exporter!r}")
+    names = {"input_names": ["clips"], "output_names": ["logits"]}
+    if exporter in ("auto", "legacy"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(module, (dummy,), str(path), opset_version=opset, dynamo=False,
+                                  dynamic_axes={"clips": {0: "batch"}, "logits": {0: "batch"}},
+                                  **names)
+            return "legacy"
+        except (TypeError, RuntimeError, NotImplementedError):
+            if exporter == "legacy":
+                raise
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (dummy,), str(path), opset_version=max(opset, 18), dynamo=True,
+                          dynamic_shapes=({0: torch.export.Dim("batch")},), external_data=False,
+                          **names)
+    return "dynamo"
 
 
 def verify_onnx(path: str | Path, stream: TorchStream, batch: int = 3,

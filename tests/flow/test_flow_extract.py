@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 
 import numpy as np
 import pytest
@@ -128,3 +130,57 @@ def test_all_good_exit_zero_and_summary(tmp_path, video_dir, capsys):
     assert "4 done, 0 skipped (already complete), 0 failed" in capsys.readouterr().out
     assert read_manifest(tmp_path / "s")["params"]["preset"] == "ultrafast"
     assert load_flow_u8(flow_path(tmp_path / "s", "a/clip 00")).shape == (7, 2, 256, 341)
+
+
+def test_tiny_frames_unicode_paths_and_dis_minimum_size(tmp_path, capsys):
+    from flowless.data.video import write_video
+
+    root = tmp_path / "vidéos ü"
+    write_video(root / "tiny 1x1.mp4", np.full((4, 1, 1, 3), 100, np.uint8))
+    write_video(root / "ça va.mp4", np.random.default_rng(0).integers(0, 255, (4, 16, 20, 3),
+                                                                       dtype=np.uint8))
+    out = tmp_path / "störe"
+    summary = extract_flow([("tiny 1x1", root / "tiny 1x1.mp4"), ("ça va", root / "ça va.mp4")],
+                           out, backend="dis", short_side=0, workers=1)
+    assert summary.done == 1 and summary.failures[0]["key"] == "tiny 1x1"
+    assert "width or height >= 12" in summary.failures[0]["error"]
+    assert load_flow_u8(flow_path(out, "ça va")).shape == (3, 2, 16, 20)
+    # TV-L1 handles the 1x1 video (padded to 2x2 by H.264); upscaled it works for every backend.
+    assert extract_flow([("t", root / "tiny 1x1.mp4")], tmp_path / "t", backend="tvl1",
+                        short_side=0).done == 1
+    assert extract_flow([("t", root / "tiny 1x1.mp4")], tmp_path / "u", backend="dis",
+                        short_side=16).done == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_output_is_a_clear_error(tmp_path, video_dir, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        assert main(["flow", str(video_dir), str(ro / "s"), "--backend", "dis", "-q"]) == 2
+    finally:
+        ro.chmod(0o700)
+    assert "cannot write here (permission denied)" in capsys.readouterr().err
+
+
+def crash_on_b(key: str, video: str, delay: float) -> dict:
+    """A worker task that kills its own process (like a segfault) for key 'b'."""
+    import time
+
+    time.sleep(delay)
+    if key == "b":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"key": key, "ok": True, "fields": 1}
+
+
+def test_a_crashing_worker_is_blamed_alone(tmp_path):
+    from flowless.flow.extract import run_pool
+
+    results = []
+    todo = [(k, tmp_path / f"{k}.mp4") for k in "abcde"]
+    run_pool(todo, 2, (0.05,), results.append, fn=crash_on_b)
+    ok = sorted(r["key"] for r in results if r["ok"])
+    failed = [r for r in results if not r["ok"]]
+    assert ok == ["a", "c", "d", "e"]
+    assert [r["key"] for r in failed] == ["b"] and "worker process died" in failed[0]["error"]

@@ -15,6 +15,7 @@ from flowless.flow import (
     flow_path,
     load_flow,
     load_flow_u8,
+    read_manifest,
     save_flow_u8,
     store_keys,
 )
@@ -132,8 +133,9 @@ def test_writer_refuses_empty_and_inconsistent_fields(tmp_path):
 
 
 def test_manifest_refuses_mixed_settings(tmp_path):
-    ensure_manifest(tmp_path, make_manifest("farneback", {"levels": 3}, 256))
-    ensure_manifest(tmp_path, make_manifest("farneback", {"levels": 3}, 256))  # same: fine
+    assert ensure_manifest(tmp_path, make_manifest("farneback", {"levels": 3}, 256)) == "new"
+    save_flow_u8(tmp_path / "old.npz", random_u8(1))
+    assert ensure_manifest(tmp_path, make_manifest("farneback", {"levels": 3}, 256)) == "same"
     with pytest.raises(FlowError) as info:
         ensure_manifest(tmp_path, make_manifest("tvl1", {"warps": 5}, 256))
     message = str(info.value)
@@ -141,8 +143,13 @@ def test_manifest_refuses_mixed_settings(tmp_path):
     assert "backend=farneback" in message and "--overwrite" in message
     with pytest.raises(FlowError, match="short_side=128"):
         ensure_manifest(tmp_path, make_manifest("farneback", {"levels": 3}, 128))
-    ensure_manifest(tmp_path, make_manifest("tvl1", {"warps": 5}, 256), overwrite=True)
-    ensure_manifest(tmp_path, make_manifest("tvl1", {"warps": 5}, 256))
+    assert (tmp_path / "old.npz").exists()
+    # --overwrite with other settings: the old files go, the manifest describes every file.
+    new = make_manifest("tvl1", {"warps": 5}, 256)
+    assert ensure_manifest(tmp_path, new, overwrite=True) == "replaced"
+    assert not (tmp_path / "old.npz").exists()
+    assert ensure_manifest(tmp_path, new) == "same"
+    assert read_manifest(tmp_path)["backend"] == "tvl1"
 
 
 def test_store_without_manifest_is_refused(tmp_path):

@@ -21,6 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     parser.add_argument("--tolerance", type=float, default=1e-4,
                         help="largest accepted logit difference (relative above 1)")
+    parser.add_argument("--exporter", choices=("auto", "legacy", "dynamo"), default="auto",
+                        help="torch.onnx exporter: legacy TorchScript-based (fast), dynamo "
+                        "(torch.export-based), auto = legacy, else dynamo (default)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
@@ -30,14 +33,15 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         report = export_onnx(args.checkpoint, args.onnx, opset=args.opset,
-                             tolerance=args.tolerance)
+                             tolerance=args.tolerance, exporter=args.exporter)
     except ExportMismatchError as exc:
         print(f"flowless export: error: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"wrote {report['onnx']} ({report['bytes'] / 1e6:.1f} MB, opset {report['opset']}, "
+        print(f"wrote {report['onnx']} ({report['bytes'] / 1e6:.1f} MB, {report['exporter']} "
+              f"exporter, opset {report['opset']}, "
               f"input {report['input_shape']}); onnxruntime matches PyTorch on "
               f"{report['check_batch']} random clips (max error {report['max_error']:.1e})")
     return 0

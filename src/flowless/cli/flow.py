@@ -20,14 +20,17 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     p = subparsers.add_parser(
         name,
         help="compute optical flow of videos into a resumable store",
-        description="Compute TV-L1 (or DIS/Farneback) optical flow of every video in INPUT and "
-        "store it, quantised as in MARS, under OUT (one <key>.npz per video). Parallel, "
-        "resumable (rerun to continue), shardable; failed videos are listed in the report "
-        "file and the exit code is 2. See docs/flow.md.",
-        epilog="examples: flowless flow UCF101/ flow/ --format ucf101 --backend tvl1 | "
-        "flowless flow videos/ flow/ --backend dis --param preset=fast --workers 8 --shard 0/4 | "
-        "flowless flow flow/ jpg/ --export-jpg mars | flowless flow jpg/ flow/ --import-jpg "
-        "mmaction2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compute TV-L1 (or DIS/Farneback) optical flow of every video in INPUT and\n"
+        "store it quantised as in MARS under OUT, one <key>.npz per video. Parallel,\n"
+        "resumable (rerun the same command to continue) and shardable. Failed videos are\n"
+        "listed in OUT/flowless-flow-report.json and make the exit code 2. See docs/flow.md.",
+        epilog="examples:\n"
+        "  flowless flow UCF101/ flow/ --format ucf101\n"
+        "  flowless flow videos/ flow/ --backend dis --preset fast --workers 8 --shard 0/4\n"
+        "  flowless flow list.txt flow/ --param warps=3 --param epsilon=0.02\n"
+        "  flowless flow flow/ jpg/ --export-jpg mars\n"
+        "  flowless flow jpg/ flow/ --import-jpg mmaction2 --backend tvl1",
     )
     p.add_argument("input", metavar="INPUT", type=Path,
                    help="dataset root, folder of videos, .txt list of video paths; a store "
@@ -55,12 +58,12 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     r.add_argument("--verify", action="store_true",
                    help="re-read complete videos and redo any that do not load")
     d = p.add_argument_group("dataset input")
-    d.add_argument("--format", default=None,
+    d.add_argument("--format", "-f", default=None,
                    help="INPUT is a dataset root in this format (ucf101, hmdb51, kinetics, "
                    "ssv2, list, folder)")
     d.add_argument("--split", type=int, default=1, help="split number for --format (default 1)")
     d.add_argument("--annotations", type=Path, default=None,
-                   help="annotation folder for --format (default: INPUT)")
+                   help="annotation folder (list file for --format list) when not in INPUT")
     j = p.add_argument_group("JPEG layouts")
     x = j.add_mutually_exclusive_group()
     x.add_argument("--export-jpg", choices=LAYOUT_CHOICES, default=None, metavar="LAYOUT",

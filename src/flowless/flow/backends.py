@@ -8,6 +8,7 @@ and returned as float32 pixels (H, W, 2) = (dx, dy).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -116,9 +117,7 @@ def _check_backend(backend: str) -> None:
 def _coerce(backend: str, key: str, value: Any) -> Any:
     """Convert a (possibly string) value to the type of the parameter's default."""
     default = DEFAULTS[backend][key]
-    kind = _DIS_TYPES.get(key) if backend == "dis" else type(default)
-    if backend == "dis" and key == "preset":
-        kind = str
+    kind = _DIS_TYPES.get(key, str) if backend == "dis" else type(default)
     if value is None and default is None:
         return None
     try:
@@ -137,7 +136,7 @@ def _coerce(backend: str, key: str, value: Any) -> Any:
         if kind is float:
             return float(value)
         return str(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(
             f"flow parameter {key}={value!r} for backend {backend}: expected {kind.__name__}"
         ) from exc
@@ -224,9 +223,10 @@ class FlowBackend:
             else:
                 flow = self._impl.calc(prev, nxt, None)
         except cv2.error as exc:
-            msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else "OpenCV error"
+            # Keep OpenCV's reason, drop its source-file prefix.
+            msg = re.sub(r"^OpenCV\([^)]*\) \S+ error: (\([^)]*\) )?", "", str(exc).strip())
             raise FlowError(f"{self.name} flow failed on {prev.shape[1]}x{prev.shape[0]} "
-                            f"frames: {msg}") from exc
+                            f"frames: {msg or 'OpenCV error'}") from exc
         return np.asarray(flow, dtype=np.float32)
 
 

@@ -159,13 +159,18 @@ def _init_worker(parent_pid: int) -> None:
 
 def _died(key: str, video: Path) -> dict[str, Any]:
     return {"key": key, "ok": False, "video": str(video),
-            "error": "worker process died (crash or out of memory) on this video"}
+            "error": "worker process died on this video (crash or out of memory; from a "
+                     "script, call extract_flow under `if __name__ == '__main__':`)"}
 
 
-def _run_pool(todo: list[Video], workers: int, task: tuple,
-              on_result: Callable[[dict[str, Any]], None]) -> None:
-    """Run ``todo`` on ``workers`` processes; videos in flight when a worker dies are retried
-    one per fresh process so a crash is blamed on the right video."""
+def run_pool(todo: list[Video], workers: int, task: tuple,
+             on_result: Callable[[dict[str, Any]], None],
+             fn: Callable[..., dict[str, Any]] = _process) -> None:
+    """Run ``fn(key, video, *task)`` for ``todo`` on ``workers`` processes.
+
+    Videos in flight when a worker dies (segfault, out of memory) are retried one per fresh
+    process, so the crash is blamed on the right video and the others complete.
+    """
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # no fork of a threaded parent
@@ -180,7 +185,7 @@ def _run_pool(todo: list[Video], workers: int, task: tuple,
             while pending or inflight:
                 while pending and len(inflight) < workers:
                     key, video = pending.popleft()
-                    inflight[pool.submit(_process, key, str(video), *task)] = (key, video)
+                    inflight[pool.submit(fn, key, str(video), *task)] = (key, video)
                 finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     key, video = inflight.pop(fut)
@@ -200,7 +205,7 @@ def _run_pool(todo: list[Video], workers: int, task: tuple,
             pool.shutdown(wait=not (suspects or interrupted), cancel_futures=True)
         if suspects and workers > 1:
             for key, video in suspects:
-                _run_pool([(key, video)], 1, task, on_result)
+                run_pool([(key, video)], 1, task, on_result, fn)
         elif suspects:
             on_result(_died(*suspects[0]))
         suspects = []
@@ -285,7 +290,7 @@ def extract_flow(
         if workers <= 1:
             _run_inline(todo, task, on_result)
         else:
-            _run_pool(todo, workers, task, on_result)
+            run_pool(todo, workers, task, on_result)
     finally:
         bar.close()
     summary.seconds = time.perf_counter() - started

@@ -230,16 +230,22 @@ def _describe(m: dict[str, Any]) -> str:
 
 
 def ensure_manifest(store_root: str | Path, manifest: dict[str, Any],
-                    overwrite: bool = False) -> None:
-    """Write the manifest, refusing to mix settings with an existing store unless overwrite."""
+                    overwrite: bool = False) -> str:
+    """Write the manifest, refusing to mix settings with an existing store unless overwrite.
+
+    Returns "same" (store made with these settings), "new" (no manifest before) or
+    "replaced" (``overwrite`` with other settings: the files of the old settings are deleted,
+    since the manifest must describe every file).
+    """
     root = Path(store_root)
     path = root / MANIFEST_NAME
     old = read_manifest(root)
+    same = old is not None and all(
+        _jsonable(old.get(k)) == _jsonable(manifest.get(k)) for k in _IDENTITY)
+    if same:
+        return "same"  # keep the first run's manifest (versions included)
     if not overwrite:
         if old is not None:
-            same = all(_jsonable(old.get(k)) == _jsonable(manifest.get(k)) for k in _IDENTITY)
-            if same:
-                return  # keep the first run's manifest (versions included)
             raise FlowError(
                 f"{path}: this store was made with {_describe(old)}, not "
                 f"{_describe(manifest)}; use the same options, another output folder, "
@@ -250,7 +256,11 @@ def ensure_manifest(store_root: str | Path, manifest: dict[str, Any],
                 f"{root}: contains flow files but no {MANIFEST_NAME}; choose an empty output "
                 "folder or pass --overwrite"
             )
+    stale = store_keys(root) if root.is_dir() else []
+    for key in stale:
+        flow_path(root, key).unlink(missing_ok=True)
     write_json(path, manifest)
+    return "replaced" if old is not None or stale else "new"
 
 
 def _jsonable(obj: Any) -> Any:

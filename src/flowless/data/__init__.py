@@ -1,0 +1,1 @@
+"""Data: annotation formats, video decoding, clip sampling, transforms, datasets, synthetic data."""

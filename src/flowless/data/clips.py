@@ -1,0 +1,281 @@
+"""Clip sampling and the clip dataset (decoded on the fly; no JPEG frames on disk).
+
+Training (MARS): one clip per video per epoch: a random start, ``clip_len`` frames every
+``stride`` frames, one multi-scale corner crop and a coin-flip horizontal flip, all drawn
+from ``(seed, epoch, index)`` so a run is reproducible and resumable with any number of
+DataLoader workers. Test: ``mars`` = every non-overlapping clip, centre crop; ``10x3`` = ten
+uniformly spaced clips x three crops. RGB frames ``t..t+L-1`` pair with flow fields
+``t..t+L-1`` (a video of N frames has N-1 fields), and both get the same crop and flip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from flowless.data.annotations import VideoRecord
+from flowless.data.transforms import (
+    Crop,
+    flow_to_hwc,
+    random_crop,
+    square_crop,
+    three_crops,
+    transform_clip,
+)
+from flowless.data.video import clip_indices, count_frames, read_frames, read_video
+from flowless.errors import ConfigError, FlowlessError
+
+STREAMS = ("rgb", "flow", "rgbflow")
+PROTOCOLS = ("mars", "10x3")
+TEN_CLIPS = 10
+
+
+def clip_starts(
+    num_frames: int, clip_len: int, stride: int = 1, protocol: str = "mars"
+) -> list[int]:
+    """Test-time clip start frames. ``mars``: every non-overlapping clip (one looped clip
+    when the video is shorter); ``10x3``: ten clips spread evenly (mmaction2 offsets)."""
+    span = (clip_len - 1) * stride + 1
+    if protocol == "mars":
+        count = max(1, (num_frames - span) // (clip_len * stride) + 1) if num_frames >= span else 1
+        return [i * clip_len * stride for i in range(count)]
+    if protocol == "10x3":
+        room = max(0, num_frames - span + 1)
+        return [int(room * (i + 0.5) / TEN_CLIPS) for i in range(TEN_CLIPS)]
+    raise ConfigError(f"unknown test protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
+
+
+def eval_crops(height: int, width: int, protocol: str) -> list[Crop]:
+    """Spatial crops of a test protocol: the short-side centre square, or three squares."""
+    return [square_crop(height, width)] if protocol == "mars" else three_crops(height, width)
+
+
+def video_clips(
+    frames: np.ndarray,
+    kind: str,
+    clip_len: int,
+    size: int,
+    stride: int = 1,
+    protocol: str = "mars",
+    length: int | None = None,
+) -> torch.Tensor:
+    """All test clips of one video: float (N, C, clip_len, size, size).
+
+    ``frames``: uint8 RGB (T, H, W, 3) or flow (T, 2, H, W). ``length`` limits sampling to
+    the first ``length`` frames: pass ``min(len(rgb), len(flow))`` to both streams so their
+    clips start on the same frames. ``10x3`` orders clips clip-major (c0 x 3 crops, c1, ...).
+    """
+    hwc = flow_to_hwc(frames) if kind == "flow" else frames
+    total = len(hwc) if length is None else min(length, len(hwc))
+    crops = eval_crops(hwc.shape[1], hwc.shape[2], protocol)
+    out = []
+    for start in clip_starts(total, clip_len, stride, protocol):
+        clip = hwc[clip_indices(total, start, clip_len, stride)]
+        out += [transform_clip(clip, kind, crop, size) for crop in crops]
+    return torch.stack(out)
+
+
+def load_frames(
+    record: VideoRecord, kind: str, *, flow_root: Path | None = None, short_side: int | None = None
+) -> np.ndarray:
+    """A record's whole input: RGB uint8 (T, H, W, 3) decoded at ``short_side``, or its
+    stored flow uint8 (T-1, 2, H, W) from the store at ``flow_root``."""
+    if kind == "rgb":
+        return read_video(record.path, short_side)
+    from flowless.flow import flow_path, load_flow_u8
+
+    return load_flow_u8(flow_path(_need_flow_root(flow_root), record.key))
+
+
+def record_clips(
+    record: VideoRecord,
+    inputs: Sequence[str],
+    *,
+    flow_root: Path | None = None,
+    clip_len: int = 16,
+    size: int = 112,
+    stride: int = 1,
+    short_side: int | None = None,
+    protocol: str = "mars",
+) -> dict[str, torch.Tensor]:
+    """Test clips of one video for each input ("rgb", "flow"), aligned: clip ``n`` of every
+    input starts on the same frame and uses the same crop. Returns {input: (N, C, L, S, S)}."""
+    arrays = {k: load_frames(record, k, flow_root=flow_root, short_side=short_side)
+              for k in inputs}
+    length = min(len(a) for a in arrays.values())
+    return {k: video_clips(a, k, clip_len, size, stride, protocol, length)
+            for k, a in arrays.items()}
+
+
+def _need_flow_root(flow_root: Path | None) -> Path:
+    if flow_root is None:
+        raise ConfigError("a flow stream needs the flow store folder (flow_root / --flow)")
+    return Path(flow_root)
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Clips of ``records`` for training (one random clip per video) or testing (one item
+    per video x clip x crop). Items: ``{"clip": (C, T, S, S), "label", "video"}`` plus
+    ``"flow"`` (2, T, S, S) for ``stream="rgbflow"``; test items also ``"clip_index"`` and
+    ``"crop"``. For ``stream="flow"`` the clip is the 2-channel flow."""
+
+    def __init__(
+        self,
+        records: Sequence[VideoRecord],
+        *,
+        stream: str = "rgb",
+        flow_root: Path | None = None,
+        clip_len: int = 16,
+        size: int = 112,
+        stride: int = 1,
+        short_side: int | None = None,
+        mode: str = "train",
+        protocol: str = "mars",
+        seed: int = 0,
+    ):
+        if stream not in STREAMS:
+            raise ConfigError(f"unknown stream {stream!r}; use one of {', '.join(STREAMS)}")
+        if mode not in ("train", "test"):
+            raise ConfigError(f"unknown mode {mode!r}; use 'train' or 'test'")
+        if protocol not in PROTOCOLS:
+            raise ConfigError(f"unknown test protocol {protocol!r}; use one of "
+                              f"{', '.join(PROTOCOLS)}")
+        if clip_len < 1 or size < 1 or stride < 1:
+            raise ConfigError("clip_len, size and stride must be positive")
+        self.records = list(records)
+        self.stream, self.mode, self.protocol = stream, mode, protocol
+        self.inputs = {"rgb": ("rgb",), "flow": ("flow",), "rgbflow": ("rgb", "flow")}[stream]
+        self.flow_root = _need_flow_root(flow_root) if "flow" in self.inputs else None
+        self.clip_len, self.size, self.stride = clip_len, size, stride
+        self.short_side, self.seed, self.epoch = short_side, seed, 0
+        self._cache: tuple[int, dict[str, np.ndarray]] | None = None
+        self.num_clips_per_video: list[int] = []
+        self.items: list[tuple[int, int, int]] = []  # test: (video, clip, crop)
+        if mode == "test":
+            crops = 1 if protocol == "mars" else 3
+            for v in range(len(self.records)):
+                clips = (len(clip_starts(self.num_frames(v), clip_len, stride, protocol))
+                         if protocol == "mars" else TEN_CLIPS)
+                self.num_clips_per_video.append(clips * crops)
+                self.items += [(v, c, k) for c in range(clips) for k in range(crops)]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the random draws of ``epoch`` (call before each training epoch)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.records) if self.mode == "train" else len(self.items)
+
+    def num_frames(self, v: int) -> int:
+        """Frames available to clips of video ``v``: RGB frames, flow fields, or the smaller."""
+        counts = []
+        if "rgb" in self.inputs:
+            counts.append(count_frames(self.records[v].path))
+        if "flow" in self.inputs:
+            from flowless.flow import count_fields, flow_path
+
+            counts.append(count_fields(flow_path(self.flow_root, self.records[v].key)))
+        return min(counts)
+
+    def __getitem__(self, i: int) -> dict:
+        in_worker = _single_threaded_in_workers()
+        try:
+            return self._train_item(i) if self.mode == "train" else self._test_item(i)
+        except FlowlessError as exc:
+            if in_worker:  # keep it a one-line user error across the worker boundary
+                raise WorkerError(str(exc)) from exc
+            raise
+
+    def _train_item(self, i: int) -> dict:
+        rng = np.random.default_rng([x % 2**64 for x in (self.seed, self.epoch, i)])
+        rec = self.records[i]
+        total = self.num_frames(i)
+        span = (self.clip_len - 1) * self.stride + 1
+        start = int(rng.integers(0, max(1, total - span + 1)))
+        idx = clip_indices(total, start, self.clip_len, self.stride)
+        arrays = {k: self._read(rec, k, idx) for k in self.inputs}
+        ref = arrays[self.inputs[0]]
+        crop = random_crop(ref.shape[1], ref.shape[2], rng)
+        flip = bool(rng.random() < 0.5)
+        return self._item(i, arrays, crop, flip)
+
+    def _read(self, rec: VideoRecord, kind: str, idx: np.ndarray) -> np.ndarray:
+        """Channels-last uint8 frames at ``idx`` (decoding/reading only what is needed)."""
+        if kind == "rgb":
+            return read_frames(rec.path, idx, self.short_side)
+        from flowless.flow import flow_path, load_flow_u8
+
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        flow = load_flow_u8(flow_path(self.flow_root, rec.key), lo, hi)
+        if len(flow) < hi - lo:  # fewer fields than counted: read all and wrap
+            flow = load_flow_u8(flow_path(self.flow_root, rec.key))
+            return flow_to_hwc(flow[idx % len(flow)])
+        return flow_to_hwc(flow[idx - lo])
+
+    def _test_item(self, i: int) -> dict:
+        v, c, k = self.items[i]
+        if self._cache is None or self._cache[0] != v:
+            rec = self.records[v]
+            whole = {kind: load_frames(rec, kind, flow_root=self.flow_root,
+                                       short_side=self.short_side) for kind in self.inputs}
+            self._cache = (v, {kind: flow_to_hwc(a) if kind == "flow" else a
+                               for kind, a in whole.items()})
+        arrays = self._cache[1]
+        total = min(len(a) for a in arrays.values())
+        if self.protocol == "mars":
+            start = c * self.clip_len * self.stride  # wraps if the decoded video is shorter
+        else:
+            start = clip_starts(total, self.clip_len, self.stride, self.protocol)[c]
+        idx = clip_indices(total, start, self.clip_len, self.stride)
+        ref = arrays[self.inputs[0]]
+        crop = eval_crops(ref.shape[1], ref.shape[2], self.protocol)[k]
+        item = self._item(v, {kind: a[idx] for kind, a in arrays.items()}, crop, False)
+        item.update(clip_index=c, crop=k)
+        return item
+
+    def _item(self, v: int, arrays: dict[str, np.ndarray], crop: Crop, flip: bool) -> dict:
+        out = {kind: transform_clip(a, kind, crop, self.size, flip) for kind, a in arrays.items()}
+        item = {"clip": out[self.inputs[0]], "label": self.records[v].label, "video": v}
+        if self.stream == "rgbflow":
+            item["flow"] = out["flow"]
+        return item
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_cache"] = None  # never ship decoded frames to DataLoader workers
+        return state
+
+
+class WorkerError(FlowlessError):
+    """A user error (unreadable video or flow file) raised in a DataLoader worker.
+
+    torch re-raises a worker's exception as ``type(exc)(traceback text)``; this class takes
+    one message and keeps only the original one-line message, so the CLI still prints one
+    line and exits with code 2.
+    """
+
+    def __init__(self, message: str):
+        if "Traceback" in message:
+            last = message.rstrip().splitlines()[-1]
+            message = last.split(": ", 1)[-1] if last.startswith(f"{__name__}.") else last
+        super().__init__(message)
+
+
+_WORKER_THREADS_SET = False
+
+
+def _single_threaded_in_workers() -> bool:
+    """Inside a DataLoader worker, keep OpenCV to one thread (avoids oversubscription and
+    fork-related hangs); the main process is left alone. True inside a worker."""
+    global _WORKER_THREADS_SET
+    if torch.utils.data.get_worker_info() is None:
+        return False
+    if not _WORKER_THREADS_SET:
+        import cv2
+
+        cv2.setNumThreads(1)
+        _WORKER_THREADS_SET = True
+    return True
