@@ -1,6 +1,6 @@
 """End-to-end latency: distilled RGB-only model vs two-stream (RGB + on-the-fly flow).
 
-    python benchmarks/latency.py                # paper-size network (ResNeXt-101), 64 frames
+    python benchmarks/latency.py                # paper-size network (ResNeXt-101), 65 frames
     python benchmarks/latency.py --quick        # tiny smoke run (seconds)
     python benchmarks/latency.py --arch resnet18 --backends tvl1,dis --threads 2
 

@@ -11,6 +11,7 @@ on a 2-core machine a second job would distort the figures (REFERENCE section 8)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import statistics
@@ -23,10 +24,14 @@ from flowless.eval.fusion import fuse
 from flowless.eval.inference import STAGES, StageTimes, score_video
 from flowless.eval.streams import DataSettings, Stream, TorchStream, load_streams
 
-DEFAULTS = {"frames": 64, "resolution": "320x240", "arch": "resnext101", "width": 1.0,
-            "size": 112, "clip_len": 16, "classes": 101, "repeats": 3}
-QUICK = {"frames": 24, "resolution": "64x48", "arch": "resnet10", "width": 0.25,
-         "size": 32, "clip_len": 8, "classes": 10, "repeats": 1}
+# flow_short_side 256: MARS computes flow after resizing the short side to 256 (REFERENCE
+# section 2), so a flow stream trained on such a store needs flow at that resolution.
+# frames = k * clip_len + 1: both pipelines then see the same k clips per stream (N frames
+# give N-1 flow fields, and RGB clips are aligned with the flow ones).
+DEFAULTS = {"frames": 65, "resolution": "320x240", "arch": "resnext101", "width": 1.0,
+            "size": 112, "clip_len": 16, "classes": 101, "repeats": 3, "flow_short_side": 256}
+QUICK = {"frames": 25, "resolution": "64x48", "arch": "resnet10", "width": 0.25,
+         "size": 32, "clip_len": 8, "classes": 10, "repeats": 1, "flow_short_side": 32}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,8 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--short-side", type=int, default=None,
                         help="RGB frames resized to this short side (default: --size)")
     parser.add_argument("--flow-short-side", type=int, default=None,
-                        help="flow computed at this short side (default: the RGB short side; "
-                        "MARS used 256, which costs several times more)")
+                        help="flow computed at this short side (default 256 as in MARS; "
+                        "a smaller one is cheaper but must match the flow stream's training)")
     parser.add_argument("--backends", default="tvl1,dis,farneback",
                         help="flow backends of the two-stream path (comma-separated)")
     parser.add_argument("--repeats", type=int, default=None,
@@ -176,7 +181,7 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     size, clip_len = _setting(args, "size"), _setting(args, "clip_len")
     short = args.short_side or size
     data = DataSettings(clip_len=clip_len, size=size, stride=1, short_side=short,
-                        flow_backend="tvl1", flow_short_side=args.flow_short_side or short)
+                        flow_backend="tvl1", flow_short_side=_setting(args, "flow_short_side"))
     arch, width, classes = _setting(args, "arch"), _setting(args, "width"), _setting(args, "classes")
     rgb = load_streams([args.rgb])[0][0] if args.rgb else \
         random_stream(arch, width, classes, "rgb", data)
@@ -184,7 +189,8 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
         flow = load_streams([args.flow])[0][0]
     else:
         config = getattr(getattr(rgb, "module", None), "config", None) if args.rgb else None
-        flow = random_stream(arch, width, classes, "flow", rgb.data, config)
+        flow_data = dataclasses.replace(rgb.data, flow_short_side=data.flow_short_side)
+        flow = random_stream(arch, width, classes, "flow", flow_data, config)
     tmp = None
     if args.video:
         video = Path(args.video)
@@ -237,13 +243,13 @@ def format_results(res: dict[str, Any]) -> str:
         f"{n['arch']} width {n['width']} ({(n['params_rgb'] or 0) / 1e6:.2f} M params, "
         f"{n['weights']} weights), clips {'x'.join(map(str, n['clip']))}, RGB short side "
         f"{n['short_side']}, flow short side {n['flow_short_side']}",
-        f"{'pipeline':<22}{'latency':>10}{'decode':>9}{'flow':>9}{'network':>9}"
+        f"{'pipeline':<22}{'clips':>6}{'latency':>10}{'decode':>9}{'flow':>9}{'network':>9}"
         f"{'videos/s':>10}{'frames/s':>10}{'x RGB-only':>12}",
     ]
     for r in res["rows"]:
         name = "RGB-only (distilled)" if r["backend"] is None else f"two-stream {r['backend']}"
         st = r["stages_s"]
-        lines.append(f"{name:<22}{r['latency_s']:>9.3f}s{st['decode']:>9.3f}{st['flow']:>9.3f}"
+        lines.append(f"{name:<22}{r['clips']:>6}{r['latency_s']:>9.3f}s{st['decode']:>9.3f}{st['flow']:>9.3f}"
                      f"{st['network']:>9.3f}{r['videos_per_s']:>10.3f}{r['frames_per_s']:>10.1f}"
                      f"{r['x_rgb_only']:>12.1f}")
     slowest = {r["backend"]: r["x_rgb_only"] for r in res["rows"] if r["backend"]}

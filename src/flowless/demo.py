@@ -96,7 +96,8 @@ def _train_config(cfg: DemoConfig, data_root: Path, flow_root: Path, stream: str
         stream=stream, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
         out=str(out), device="auto", threads=cfg.threads, tensorboard=False,
         data=DataConfig(format="ucf101", root=str(data_root), flow_root=str(flow_root),
-                        clip_len=cfg.clip_len, size=cfg.size, short_side=cfg.size),
+                        clip_len=cfg.clip_len, size=cfg.size, short_side=cfg.size,
+                        flip=False),  # mirror images swap left/right and cw/ccw classes
         model=ModelConfig(arch=cfg.arch, width=cfg.width),
         optim=OptimConfig(name="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay,
                           schedule="cosine", warmup_epochs=1.0 if cfg.epochs > 3 else 0.0),
@@ -113,7 +114,8 @@ def _fusion_config(cfg: DemoConfig, data_root: Path, flow_root: Path, streams: l
         streams=[str(p) for p in streams], epochs=cfg.fusion_epochs, batch_size=16, lr=0.1,
         seed=cfg.seed, out=str(out), threads=cfg.threads,
         data=DataConfig(format="ucf101", root=str(data_root), flow_root=str(flow_root),
-                        clip_len=cfg.clip_len, size=cfg.size, short_side=cfg.size),
+                        clip_len=cfg.clip_len, size=cfg.size, short_side=cfg.size,
+                        flip=False),
     )
 
 

@@ -24,6 +24,9 @@ class VideoError(FlowlessError):
         self.problem = problem
         super().__init__(f"{path}: {problem}")
 
+    def __reduce__(self):  # picklable across DataLoader/multiprocessing workers
+        return (type(self), (self.path, self.problem))
+
 
 class AnnotationError(FlowlessError):
     """An annotation/split file is malformed; names the file and the 1-based line."""
@@ -34,6 +37,9 @@ class AnnotationError(FlowlessError):
         self.problem = problem
         where = f"{path}:{line}" if line is not None else f"{path}"
         super().__init__(f"{where}: {problem}")
+
+    def __reduce__(self):  # picklable across DataLoader/multiprocessing workers
+        return (type(self), (self.path, self.line, self.problem))
 
 
 class ConfigError(FlowlessError):

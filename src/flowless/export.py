@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from flowless.errors import CheckpointError
+from flowless.eval.report import writable_dir
 from flowless.eval.streams import DataSettings, Stream, TorchStream, load_streams
 from flowless.io import atomic_path
 
@@ -74,6 +75,7 @@ def export_onnx(
     stream = streams[0]
     module = stream.module.eval()
     out = Path(out)
+    writable_dir(out.parent)
     meta = {"format": META_FORMAT, "name": stream.name, "input": stream.input,
             "classes": stream.classes, "data": stream.data.as_dict(),
             "in_channels": stream.in_channels, "source": str(checkpoint),

@@ -7,6 +7,7 @@ file (if any) intact.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -16,29 +17,69 @@ from typing import Any
 
 from flowless.errors import FlowlessError
 
+# errno values that mean "this place cannot take the file", not "the program is wrong"
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                 errno.ENOTDIR, errno.ENOENT, errno.EISDIR, errno.EEXIST}
+
+
+def _cannot_write(where: Path, exc: OSError) -> FlowlessError:
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free disk space (or choose another output folder) and rerun"
+    else:
+        fix = "choose a writable output folder"
+    return FlowlessError(f"{where}: cannot write ({reason}); {fix}")
+
+
+def writable_dir(path: str | Path) -> Path:
+    """Create folder ``path`` if needed and check a file can be written there.
+
+    Call it before long work so an unwritable output folder (a parent that is a file, a
+    read-only or full disk) is a one-line user error at once, not a crash at the end.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise _cannot_write(path, exc) from exc
+    return path
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
 
     ``suffix`` is kept on the temporary name so libraries that pick a format from the
-    extension (e.g. ``np.save``, PyAV) still work.
+    extension (e.g. ``np.save``, PyAV) still work. Whatever fails (a full disk, a kill),
+    the previous ``path`` is untouched and the temporary file is removed; a folder that
+    cannot take the file, or a full disk, is a one-line :class:`FlowlessError`.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
-    except PermissionError as exc:
-        raise FlowlessError(
-            f"{path.parent}: cannot write here (permission denied); choose a writable output folder"
-        ) from exc
+    except OSError as exc:
+        raise _cannot_write(path.parent, exc) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        with open(tmp_path, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
+        try:
+            with open(tmp_path, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp_path, path)
+        except OSError as exc:
+            if exc.errno not in _WRITE_ERRNOS:
+                raise
+            raise _cannot_write(path, exc) from exc
+    except OSError as exc:  # raised while writing the temporary file
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _cannot_write(path, exc) from exc
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()

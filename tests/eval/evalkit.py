@@ -34,7 +34,8 @@ def save_stream(path: Path, *, input: str = "rgb", classes=CLASSES, seed: int = 
     })
 
 
-def save_fusion(path: Path, streams: list[Path], classes=CLASSES, seed: int = 0) -> Path:
+def save_fusion(path: Path, streams: list[Path], classes=CLASSES, seed: int = 0,
+                inputs: tuple[str, ...] = ("rgb", "flow")) -> Path:
     import torch
 
     from flowless.checkpoint import save_checkpoint
@@ -44,5 +45,5 @@ def save_fusion(path: Path, streams: list[Path], classes=CLASSES, seed: int = 0)
     fusion = AttentionFusion(len(classes), num_streams=len(streams))
     return save_checkpoint(path, {
         "kind": "fusion", "model": fusion.state_dict(), "model_config": fusion.config,
-        "streams": [str(p) for p in streams], "classes": list(classes),
+        "streams": [str(p) for p in streams], "inputs": list(inputs), "classes": list(classes),
     })

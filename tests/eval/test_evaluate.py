@@ -181,3 +181,11 @@ def test_streams_with_different_classes_cannot_be_fused(tmp_path, ckpts, capsys)
     code, _, err = run_cli(capsys, ckpts["rgb"], other, "--dataset", tmp_path, "--format",
                            "ucf101")
     assert code == 2 and "classes differ" in err and err.count("\n") == 1
+
+
+def test_ten_by_three_protocol_and_default_output_folder(tiny_ucf, ckpts):
+    summary = evaluate([ckpts["rgb"]], tiny_ucf, "ucf101", protocol="10x3")
+    out = ckpts["rgb"].parent / "eval-test-10x3"
+    assert summary["outputs"]["metrics.json"] == str(out / "metrics.json")
+    assert summary["streams"][0]["clips"] == 4 * 30  # 10 clips x 3 crops per video
+    assert len(read_predictions(out / "predictions.jsonl")) == 4

@@ -97,6 +97,7 @@ def test_a_file_that_is_not_onnx_is_a_one_line_error(tmp_path, make_video, capsy
     assert code == 2 and err.count("\n") == 1 and "model.onnx: not a readable ONNX model" in err
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_onnx_without_flowless_metadata_is_refused(tmp_path):
     import torch
 

@@ -65,6 +65,11 @@ def test_rgb_flow_and_fusion_checkpoint_set_computes_flow(make_video, ckpts, cap
     code, out3, _ = run(capsys, "--fusion", ckpts["fusion"], ckpts["rgb"], ckpts["flow"], video,
                         "--json")
     assert code == 0 and json.loads(out3)["top"] == result["top"]
+    # Streams given in another order are put back in the fusion's order (rgb, flow).
+    code, out4, _ = run(capsys, ckpts["flow"], ckpts["rgb"], ckpts["fusion"], video, "--json")
+    assert code == 0 and json.loads(out4)["top"] == result["top"]
+    code, _, err = run(capsys, ckpts["rgb"], ckpts["rgb2"], ckpts["fusion"], video)
+    assert code == 2 and "trained on rgb+flow streams, rgb+rgb given" in err
 
 
 def test_corrupt_video_is_a_one_line_error(tmp_path, ckpts, capsys):
@@ -106,3 +111,25 @@ def test_flow_checkpoint_claiming_rgb_input_is_rejected(tmp_path, make_video, ck
 def test_video_without_checkpoint_is_a_usage_error(make_video, capsys):
     code, _, err = run(capsys, make_video("v.mp4"))
     assert code == 2 and "give the checkpoint(s) before the video" in err
+
+
+def test_fusion_checkpoint_of_a_moved_run_finds_its_streams(tmp_path, make_video, ckpts, capsys):
+    import os
+
+    run_dir = tmp_path / "moved" / "fusion-run"
+    (tmp_path / "moved" / "rgb-run").mkdir(parents=True)
+    run_dir.mkdir()
+    for name in ("rgb", "flow"):
+        (tmp_path / "moved" / f"{name}.pt").write_bytes(ckpts[name].read_bytes())
+    fusion = load_checkpoint(ckpts["fusion"])
+    fusion["streams"] = ["/gone/rgb-run/best.pt", "/gone/flow-run/best.pt"]
+    fusion["streams_relative"] = [os.path.join("..", "rgb.pt"), os.path.join("..", "flow.pt")]
+    save_checkpoint(run_dir / "best.pt", fusion)
+    code, out, err = run(capsys, run_dir / "best.pt", make_video("m.mp4"), "--json")
+    assert code == 0, err
+    assert [s["checkpoint"] for s in json.loads(out)["streams"]] == [
+        str(run_dir / ".." / "rgb.pt"), str(run_dir / ".." / "flow.pt")]
+    fusion["streams_relative"] = []
+    save_checkpoint(run_dir / "best.pt", fusion)
+    code, _, err = run(capsys, run_dir / "best.pt", make_video("m2.mp4"))
+    assert code == 2 and "/gone/rgb-run/best.pt not found" in err

@@ -108,3 +108,17 @@ def test_video_flow_shapes_and_alignment(textured):
 def test_video_flow_needs_two_frames():
     with pytest.raises(FlowError, match="at least 2 frames"):
         video_flow(np.zeros((1, 32, 32, 3), np.uint8), "farneback")
+
+
+@pytest.mark.parametrize("backend, params, message", [
+    ("dis", {"patch_size": 1}, "patch_size=1 for backend dis: must be >= 2"),
+    ("dis", {"patch_size": 4, "patch_stride": 6}, "patch_stride 6 is larger than patch_size 4"),
+    ("tvl1", {"median_filtering": 4}, "0, 1 (off) or an odd number"),
+    ("tvl1", {"scale_step": 1.5}, "between 0 and 1"),
+    ("tvl1", {"nscales": 0}, "nscales=0 for backend tvl1: must be >= 1"),
+    ("farneback", {"poly_n": 2}, "must be 5 or 7"),
+])
+def test_out_of_range_parameters_are_refused_before_opencv_sees_them(backend, params, message):
+    # Some of these crash the process inside OpenCV (DIS patch_size 1: double free).
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        FlowBackend(backend, params)

@@ -54,6 +54,8 @@ def test_dataset_root_with_format(tmp_path, tiny_ucf, capsys):
     (["--param", "colour=red"], "unknown parameter 'colour' for flow backend tvl1"),
     (["--shard", "2/2"], "--shard '2/2': expected I/N"),
     (["--preset", "turbo"], "unknown preset 'turbo' for backend tvl1"),
+    (["--short-side", "-4"], "short side -4: expected a size in px"),
+    (["--backend", "dis", "--param", "patch_size=1"], "patch_size=1 for backend dis"),
 ])
 def test_option_errors_are_one_line_exit_2(tmp_path, video_dir, capsys, argv, message):
     assert main(["flow", str(video_dir), str(tmp_path / "s"), *argv]) == 2

@@ -67,7 +67,8 @@ def test_kill_9_then_rerun_gives_identical_files(tmp_path, make_videos):
     deadline = time.monotonic() + 5
     while any(alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert workers and not any(alive(w) for w in workers), "orphan workers kept running"
+    if Path("/proc/self/stat").exists():  # Linux: check the workers stopped with the parent
+        assert workers and not any(alive(w) for w in workers), "orphan workers kept running"
 
     # Second kill, later, single process; then a rerun to completion.
     kill_when(start(root, out, workers=1), out, complete=len(store_keys(out)) + 1)

@@ -157,6 +157,6 @@ def test_stages_cover_all_parameters_in_order():
 ])
 def test_bad_options_raise_config_error(kwargs, needle):
     kwargs = {"num_classes": 3, **kwargs}
-    with pytest.raises(ConfigError, match=None) as info:
+    with pytest.raises(ConfigError) as info:
         create_model(**kwargs)
     assert needle in str(info.value)

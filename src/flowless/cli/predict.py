@@ -10,13 +10,16 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     parser = subparsers.add_parser(
         name,
         help="predict the action in a video",
+        usage="%(prog)s [options] CKPT [CKPT ...] VIDEO  |  %(prog)s --onnx MODEL.onnx VIDEO",
         description="Run trained streams over every clip of VIDEO (decoded once, streamed in "
         "bounded memory) and print the top-k classes with probabilities and the time per "
         "stage. Several checkpoints (e.g. RGB + Flow [+ fusion checkpoint]) are fused; flow "
         "is computed on the fly.",
     )
-    parser.add_argument("inputs", nargs="+", metavar="CKPT ... VIDEO",
-                        help="checkpoints (none with --onnx), then the video file")
+    parser.add_argument("inputs", nargs="+", metavar="CKPT|VIDEO",
+                        help="checkpoints (stream checkpoints and/or one fusion checkpoint; "
+                        "none with --onnx), then the video file; options go after the video "
+                        "or before the first checkpoint")
     parser.add_argument("--topk", type=int, default=5, help="classes to show (default 5)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--onnx", action="append", default=[], metavar="MODEL.onnx",
@@ -24,6 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     parser.add_argument("--fusion", default=None, metavar="RULE|CKPT",
                         help="softmax-mean (default), logit-mean, logprob-sum or a fusion "
                         "checkpoint")
+    parser.add_argument("--protocol", choices=("mars", "10x3"), default="mars",
+                        help="mars: every non-overlapping clip, centre crop (default, streams "
+                        "in bounded memory); 10x3: 10 clips x 3 crops (keeps the frames)")
     parser.add_argument("--flow-backend", default=None, metavar="B",
                         help="flow backend for flow streams (default: the checkpoint's)")
     parser.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
@@ -42,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.topk < 1:
         raise ConfigError(f"--topk {args.topk}: must be at least 1")
     result = predict(checkpoints, video, topk=args.topk, onnx=args.onnx, fusion=args.fusion,
-                     batch_size=args.batch_size, flow_backend=args.flow_backend)
+                     protocol=args.protocol, batch_size=args.batch_size,
+                     flow_backend=args.flow_backend)
     print(json.dumps(result) if args.json else format_prediction(result))
     return 0

@@ -223,6 +223,9 @@ def _read_class_ind(path: Path, base: int) -> list[str]:
         if idx in names or parts[1] in names.values():
             raise AnnotationError(path, n, f"class {line!r} is listed twice; remove the duplicate")
         names[idx] = parts[1]
+    if not names:
+        raise AnnotationError(path, None, "lists no classes; write one '<index> <class name>' "
+                              "line per class")
     if sorted(names) != list(range(base, base + len(names))):
         raise AnnotationError(path, None, f"class indices must be {base}..{base + len(names) - 1} "
                               "without gaps; renumber the classes")

@@ -120,7 +120,8 @@ class ClipDataset(torch.utils.data.Dataset):
     """Clips of ``records`` for training (one random clip per video) or testing (one item
     per video x clip x crop). Items: ``{"clip": (C, T, S, S), "label", "video"}`` plus
     ``"flow"`` (2, T, S, S) for ``stream="rgbflow"``; test items also ``"clip_index"`` and
-    ``"crop"``. For ``stream="flow"`` the clip is the 2-channel flow."""
+    ``"crop"``. For ``stream="flow"`` the clip is the 2-channel flow. ``flip=False`` turns
+    the training flip off, for classes that a mirror image changes (left vs right motion)."""
 
     def __init__(
         self,
@@ -135,6 +136,7 @@ class ClipDataset(torch.utils.data.Dataset):
         mode: str = "train",
         protocol: str = "mars",
         seed: int = 0,
+        flip: bool = True,
     ):
         if stream not in STREAMS:
             raise ConfigError(f"unknown stream {stream!r}; use one of {', '.join(STREAMS)}")
@@ -151,6 +153,7 @@ class ClipDataset(torch.utils.data.Dataset):
         self.flow_root = _need_flow_root(flow_root) if "flow" in self.inputs else None
         self.clip_len, self.size, self.stride = clip_len, size, stride
         self.short_side, self.seed, self.epoch = short_side, seed, 0
+        self.flip = flip  # off for mirror-image classes (left/right motion, SSv2 directions)
         self._cache: tuple[int, dict[str, np.ndarray]] | None = None
         self.num_clips_per_video: list[int] = []
         self.items: list[tuple[int, int, int]] = []  # test: (video, clip, crop)
@@ -199,7 +202,7 @@ class ClipDataset(torch.utils.data.Dataset):
         arrays = {k: self._read(rec, k, idx) for k in self.inputs}
         ref = arrays[self.inputs[0]]
         crop = random_crop(ref.shape[1], ref.shape[2], rng)
-        flip = bool(rng.random() < 0.5)
+        flip = bool(rng.random() < 0.5) and self.flip  # the draw is made either way
         return self._item(i, arrays, crop, flip)
 
     def _read(self, rec: VideoRecord, kind: str, idx: np.ndarray) -> np.ndarray:

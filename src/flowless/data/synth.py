@@ -27,18 +27,22 @@ GENERATOR_VERSION = 1  # bump when a change alters the pixels of a given config
 
 @dataclass(frozen=True)
 class Motion:
-    """A motion class: ``name`` is the CamelCase class-name prefix."""
+    """A motion class: ``name`` is the CamelCase class-name prefix; ``mirror`` the motion
+    it becomes when the video is flipped left-right."""
 
     name: str
     doc: str
+    mirror: str = ""  # "" = itself
 
 
 # Ordered: ``motions=M`` takes the first M. The first five are the default set.
 MOTIONS: tuple[Motion, ...] = (
-    Motion("TranslateLeft", "the object slides left at a constant speed"),
-    Motion("TranslateRight", "the object slides right at a constant speed"),
-    Motion("RotateClockwise", "the object spins clockwise (on screen) about its centre"),
-    Motion("RotateCounterclockwise", "the object spins counter-clockwise about its centre"),
+    Motion("TranslateLeft", "the object slides left at a constant speed", "TranslateRight"),
+    Motion("TranslateRight", "the object slides right at a constant speed", "TranslateLeft"),
+    Motion("RotateClockwise", "the object spins clockwise (on screen) about its centre",
+           "RotateCounterclockwise"),
+    Motion("RotateCounterclockwise", "the object spins counter-clockwise about its centre",
+           "RotateClockwise"),
     Motion("ZoomIn", "the object grows at a constant rate (comes towards the camera)"),
     Motion("TranslateUp", "the object slides up at a constant speed"),
     Motion("TranslateDown", "the object slides down at a constant speed"),
@@ -114,6 +118,19 @@ class SynthConfig:
         if self.categories == 1:
             return [m.name for m in MOTIONS[: self.motions]]
         return [m.name + f for m in MOTIONS[: self.motions] for f, _ in FAMILIES[: self.categories]]
+
+
+def hflip_labels(cfg: SynthConfig) -> list[int]:
+    """Label each class takes when its video is flipped left-right (flip augmentation must
+    remap labels: a mirrored TranslateLeft is a TranslateRight)."""
+    names = [m.name for m in MOTIONS[: cfg.motions]]
+    out = []
+    for label in range(len(cfg.class_names())):
+        motion, category = divmod(label, cfg.categories)
+        mirror = MOTIONS[motion].mirror or MOTIONS[motion].name
+        # -1: the mirrored video is of no class in this set (e.g. motions=1): do not flip it.
+        out.append(names.index(mirror) * cfg.categories + category if mirror in names else -1)
+    return out
 
 
 @dataclass(frozen=True)
@@ -219,7 +236,7 @@ def generate(out: str | Path, cfg: SynthConfig, *, jobs: int | None = None,
     Videos are written atomically; the split files are written last, so a folder with
     ``testlist01.txt`` is complete. ``overwrite`` rewrites every file and deletes nothing.
     """
-    from flowless.io import write_json, write_text
+    from flowless.io import writable_dir, write_json, write_text
     from flowless.progress import progress
 
     cfg.validate()
@@ -227,11 +244,12 @@ def generate(out: str | Path, cfg: SynthConfig, *, jobs: int | None = None,
     _check_out(root, cfg, overwrite)
     start = time.perf_counter()
     specs, names = plan_videos(cfg), cfg.class_names()
-    root.mkdir(parents=True, exist_ok=True)
+    writable_dir(root)  # an unwritable OUT is a one-line error before any work
+    flips = hflip_labels(cfg)
     manifest = {"generator": GENERATOR_VERSION, "config": asdict(cfg), "complete": False,
                 "classes": [{"label": i, "name": n, "motion": MOTIONS[i // cfg.categories].name,
                              "category": "Any" if cfg.categories == 1
-                             else FAMILIES[i % cfg.categories][0]}
+                             else FAMILIES[i % cfg.categories][0], "hflip_label": flips[i]}
                             for i, n in enumerate(names)]}
     write_json(root / "synth.json", manifest)
     todo = [s for s in specs if overwrite or not (root / s.rel).is_file()]

@@ -48,6 +48,12 @@ def resize_short_side(frame: np.ndarray, short_side: int | None) -> np.ndarray:
     return cv2.resize(frame, (new_w, new_h), interpolation=interp)
 
 
+def _reason(exc: Exception) -> str:
+    """A short cause for a message: FFmpeg errors repeat the path, keep only their text."""
+    text = getattr(exc, "strerror", None) or (str(exc).splitlines() or [""])[0]
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
+
+
 def _open(path: str | Path) -> av.container.InputContainer:
     path = Path(path)
     if not path.exists():
@@ -59,11 +65,12 @@ def _open(path: str | Path) -> av.container.InputContainer:
     try:
         container = av.open(str(path), mode="r", timeout=30.0)
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise VideoError(path, f"not a readable video ({exc.__class__.__name__}: {exc}); "
+        raise VideoError(path, f"not a readable video ({_reason(exc)}); "
                          "re-download or remove it") from exc
     if not container.streams.video:
         container.close()
-        raise VideoError(path, "contains no video stream")
+        raise VideoError(path, "contains no video stream (not a video, or truncated before its "
+                         "index); re-download or remove it")
     return container
 
 
@@ -125,7 +132,7 @@ def count_frames(path: str | Path) -> int:
         try:
             count = sum(1 for packet in container.demux(stream) if packet.size)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise VideoError(path, f"cannot read ({exc.__class__.__name__}: {exc}); "
+            raise VideoError(path, f"cannot read ({_reason(exc)}); "
                              "the file is corrupt or truncated") from exc
     if count == 0:
         raise VideoError(path, "contains no frames; re-encode or remove it")
@@ -161,7 +168,7 @@ def _decode(
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         if count == 0:
-            raise VideoError(path, f"cannot decode ({exc.__class__.__name__}: {exc}); "
+            raise VideoError(path, f"cannot decode ({_reason(exc)}); "
                              "the file is corrupt or truncated") from exc
         # A truncated tail: keep the frames decoded so far (as ffmpeg does).
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,16 +78,10 @@ def clip_dataset(records: list[Any], data: DataConfig, stream: str, mode: str,
     if stream in ("flow", "rgbflow") and not data.flow_root:
         raise ConfigError("data.flow_root: flow input needs a flow store (flowless flow ...); "
                           "set data.flow_root")
-    kwargs: dict[str, Any] = {}
-    if not data.flip:  # mirror-image classes (left/right motion) must not be flipped
-        if "flip" not in inspect.signature(ClipDataset).parameters:
-            raise ConfigError("data.flip: this version of flowless.data.clips.ClipDataset "
-                              "cannot turn flipping off")
-        kwargs["flip"] = False
     return ClipDataset(records, stream=stream,
                        flow_root=Path(data.flow_root) if data.flow_root else None,
                        clip_len=data.clip_len, size=data.size, stride=data.stride,
-                       short_side=data.short_side, mode=mode, seed=seed, **kwargs)
+                       short_side=data.short_side, mode=mode, seed=seed, flip=data.flip)
 
 
 def make_loader(dataset: Dataset, batch_size: int, env: DistEnv, *, train: bool, seed: int,

@@ -194,7 +194,7 @@ def train_fusion(cfg: FusionConfig, *, quiet: bool | None = None) -> Path:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                loss_sum += float(loss) * len(idx)
+                loss_sum += float(loss.detach()) * len(idx)
                 correct += int((scores.argmax(1) == y_train[idx]).sum())
             n = max(1, len(order))
             record: dict[str, Any] = {"epoch": epoch, "epochs": cfg.epochs,

@@ -110,19 +110,22 @@ def train_epoch(
             loss = ce + distiller.alpha * term
             parts["distill"] = term.detach()
         optimizer.zero_grad(set_to_none=True)
+        stepped = True
         if scaler is not None and scaler.is_enabled():
             scaler.scale(loss).backward()
             if opts.grad_clip:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
+            scale = scaler.get_scale()
             scaler.step(optimizer)
             scaler.update()
+            stepped = scaler.get_scale() >= scale  # fp16 overflow: the step was skipped
         else:
             loss.backward()
             if opts.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
             optimizer.step()
-        if schedule is not None:
+        if schedule is not None and stepped:
             schedule.step_batch()
         n = y.shape[0]
         count += n
@@ -144,7 +147,7 @@ def train_epoch(
     all_reduce_sum(env, flat)
     total_n = max(1.0, float(flat[-2]))
     out = {"train_loss": float(flat[0]) / total_n, "train_ce": float(flat[1]) / total_n,
-           "train_acc": float(flat[2]) / total_n}
+           "train_acc": float(flat[2]) / total_n, "train_clips": int(flat[-2])}
     for i, k in enumerate(keys):
         out[f"train_{k}"] = float(flat[3 + i]) / total_n
     # clips/s over the whole job: all clips / mean per-rank wall time

@@ -104,23 +104,32 @@ class _Feeder:
         self.head: list[np.ndarray] | None = []  # all frames until the first clip is complete
         self.kept: dict[int, np.ndarray] = {}
         self.k = self.emitted = self.frames = 0
+        self.shape: tuple[int, ...] | None = None
 
     def _prepare(self, img: np.ndarray, cache: dict[Any, np.ndarray]) -> np.ndarray:
+        """This stream's view of a frame: RGB at its short side, or flow-ready grayscale."""
         from flowless.data.video import resize_short_side
 
-        if self.kind == "rgb":
-            key: Any = ("rgb", self.stream.data.short_side)
-            if key not in cache:
-                cache[key] = resize_short_side(img, self.stream.data.short_side)
-            return cache[key]
-        key = ("gray", self.stream.data.flow_short_side)
+        d = self.stream.data
+        key: Any = ("rgb", d.short_side) if self.kind == "rgb" else ("gray", d.flow_short_side)
         if key not in cache:
-            from flowless.flow.backends import resize_gray, to_gray
-
             t0 = time.perf_counter()
-            cache[key] = resize_gray(to_gray(img), self.stream.data.flow_short_side)
-            self.times.add("flow", time.perf_counter() - t0)
-        return cache[key]
+            if self.kind == "rgb":
+                cache[key] = resize_short_side(img, d.short_side)
+            else:
+                from flowless.flow.backends import resize_gray, to_gray
+
+                cache[key] = resize_gray(to_gray(img), d.flow_short_side)
+            self.times.add("transform" if self.kind == "rgb" else "flow",
+                           time.perf_counter() - t0)
+        unit = cache[key]
+        if self.shape is None:
+            self.shape = unit.shape
+        elif unit.shape != self.shape:  # the resolution changed mid-video: keep the first
+            import cv2
+
+            unit = cv2.resize(unit, (self.shape[1], self.shape[0]), interpolation=cv2.INTER_AREA)
+        return unit
 
     def _wanted(self, rel: int) -> bool:
         if 0 <= rel <= self.last and rel % self.s == 0:

@@ -134,10 +134,11 @@ def evaluate(
         raise ConfigError(f"{dataset}: no videos in subset {subset!r} of split {split}; "
                           "check --subset/--split")
     classes = streams[0].classes
-    k = len(classes)
     to_model = label_map(index.classes, classes, streams[0].source)
-    out = Path(out) if out else Path(checkpoints[0]).parent / f"eval-{subset}-{protocol}"
-    out.mkdir(parents=True, exist_ok=True)
+    out = report.writable_dir(Path(out) if out else
+                              Path(checkpoints[0]).parent / f"eval-{subset}-{protocol}")
+    if json_path:
+        report.writable_dir(Path(json_path).parent)
     partial = out / PARTIAL
     fingerprint = _fingerprint(streams, dataset=Path(dataset).resolve(), fmt=fmt, split=split,
                                subset=subset, protocol=protocol, flow_root=flow_root,
@@ -148,10 +149,12 @@ def evaluate(
 
     times = StageTimes()
     t0 = time.perf_counter()
+    scored = 0  # videos processed in this run (a resumed run skips the others)
     bar = progress(records, desc="evaluate", unit="video", quiet=quiet)
     for record in bar:
         if record.key in done:
             continue
+        scored += 1
         try:
             scores = score_video(record.path, streams, protocol=protocol, batch_size=batch_size,
                                  flow_root=flow_root, key=record.key, flow_backend=flow_backend,
@@ -168,7 +171,7 @@ def evaluate(
     seconds = time.perf_counter() - t0
 
     return _finish(records, done, streams, rule, to_model, classes, out, json_path,
-                   partial=partial, seconds=seconds, times=times,
+                   partial=partial, seconds=seconds, scored=scored, times=times,
                    meta={"dataset": str(dataset), "format": fmt, "split": split,
                          "subset": subset, "protocol": protocol,
                          "flow": str(flow_root) if flow_root else "on the fly"})
@@ -180,7 +183,7 @@ def write_json_line(path: Path, obj: dict[str, Any]) -> None:
 
 
 def _finish(records, done, streams: list[Stream], rule, to_model, classes, out: Path,
-            json_path, *, partial: Path, seconds: float, times: StageTimes,
+            json_path, *, partial: Path, seconds: float, scored: int, times: StageTimes,
             meta: dict[str, Any]) -> dict[str, Any]:
     k = len(classes)
     ok = [r for r in records if "logits" in done[r.key]]
@@ -241,7 +244,7 @@ def _finish(records, done, streams: list[Stream], rule, to_model, classes, out: 
         "attention_weights": weights,
         "per_class": per_class,
         "seconds": seconds,
-        "videos_per_s": (len(ok) / seconds) if seconds > 0 else None,
+        "videos_per_s": (scored / seconds) if seconds > 0 and scored else None,
         "stage_seconds": times.seconds,
         "outputs": {name: str(out / name) for name in
                     ("predictions.jsonl", "per_class.csv", "confusion.csv", "confusion.png",

@@ -197,14 +197,18 @@ def _attention_weights(module: Any, tensors: list[Any]) -> Any:
     return weights(tensors) if callable(weights) else None
 
 
-def _resolve(entry: Any, fusion_path: Path) -> Path:
-    """Where a stream listed in a fusion checkpoint lives (as given, or next to the fusion)."""
+def _resolve(entry: Any, relative: Any, fusion_path: Path) -> Path:
+    """Where a stream listed in a fusion checkpoint lives: as recorded, relative to the
+    fusion checkpoint's folder (``streams_relative``: a moved run tree), or beside it."""
     raw = entry.get("path") if isinstance(entry, dict) else entry
     if not isinstance(raw, str) or not raw:
         raise CheckpointError(f"{fusion_path}: invalid stream entry {entry!r} in 'streams'")
-    path = Path(raw)
-    for candidate in (path, fusion_path.parent / path, fusion_path.parent / path.name):
-        if candidate.is_file():
+    candidates = [Path(raw)]
+    if isinstance(relative, str) and relative:
+        candidates.append(fusion_path.parent / relative)
+    candidates += [fusion_path.parent / raw, fusion_path.parent / Path(raw).name]
+    for candidate in candidates:
+        if candidate.is_file() and candidate.resolve() != fusion_path.resolve():
             return candidate
     raise CheckpointError(
         f"{fusion_path}: stream checkpoint {raw} not found (also looked next to the fusion "
@@ -248,13 +252,17 @@ def load_streams(
     if fusion_ckpts:
         fckpt, fpath = fusion_ckpts[0]
         if not stream_ckpts:
-            entries = fckpt.get("streams") or []
-            stream_ckpts = [(load_checkpoint(p), str(p)) for p in (_resolve(e, fpath) for e in entries)]
+            entries = list(fckpt.get("streams") or [])
+            relative = list(fckpt.get("streams_relative") or [])
+            relative += [None] * (len(entries) - len(relative))
+            paths = [_resolve(e, r, fpath) for e, r in zip(entries, relative)]
+            stream_ckpts = [(load_checkpoint(p), str(p)) for p in paths]
         rule = attention_from_checkpoint(fckpt, str(fpath))
         wanted = fckpt.get("model_config", {}).get("num_streams", len(stream_ckpts))
         if wanted != len(stream_ckpts):
             raise CheckpointError(f"{fpath}: the fusion was trained on {wanted} streams, "
                                   f"{len(stream_ckpts)} given")
+        stream_ckpts = _fusion_order(stream_ckpts, fckpt.get("inputs"), fpath)
     if not stream_ckpts:
         raise CheckpointError("no stream checkpoint given")
     streams: list[Stream] = [stream_from_checkpoint(c, s) for c, s in stream_ckpts]
@@ -263,6 +271,26 @@ def load_streams(
     if rule is None and len(streams) > 1:
         rule = "softmax-mean"
     return streams, rule
+
+
+def _fusion_order(stream_ckpts: list[tuple[dict[str, Any], str]], inputs: Any,
+                  fusion_path: Path) -> list[tuple[dict[str, Any], str]]:
+    """Put the streams in the order the fusion was trained with (its ``inputs`` list):
+    the attention weights are per position, so rgb and flow must not be swapped."""
+    if not isinstance(inputs, list) or len(inputs) != len(stream_ckpts):
+        return stream_ckpts
+    given = [c.get("input", "rgb") for c, _ in stream_ckpts]
+    if given == inputs:
+        return stream_ckpts
+    if sorted(given) != sorted(inputs):
+        raise CheckpointError(f"{fusion_path}: the fusion was trained on {'+'.join(inputs)} "
+                              f"streams, {'+'.join(given)} given")
+    pool = list(stream_ckpts)
+    ordered = []
+    for kind in inputs:
+        j = next(i for i, (c, _) in enumerate(pool) if c.get("input", "rgb") == kind)
+        ordered.append(pool.pop(j))
+    return ordered
 
 
 def check_classes(streams: Sequence[Stream]) -> None:

@@ -108,6 +108,27 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 DEFAULT_PRESET = {"tvl1": "default", "dis": "medium", "farneback": "default"}
 
+# Valid ranges: OpenCV does not check all of them (DIS patch_size 1 crashes the process).
+_POS = (lambda v: v > 0, "> 0")
+_ONE = (lambda v: v >= 1, ">= 1")
+_NONNEG = (lambda v: v >= 0, ">= 0")
+_FRACTION = (lambda v: 0 < v < 1, "between 0 and 1 (exclusive)")
+_RULES: dict[str, dict[str, tuple]] = {
+    "tvl1": {"tau": _POS, "lambda": _POS, "theta": _POS, "epsilon": _POS, "nscales": _ONE,
+             "warps": _ONE, "inner_iterations": _ONE, "outer_iterations": _ONE,
+             "scale_step": _FRACTION, "gamma": _NONNEG,
+             "median_filtering": (lambda v: v in (0, 1) or (v > 1 and v % 2 == 1),
+                                  "0, 1 (off) or an odd number")},
+    "dis": {"finest_scale": _NONNEG, "patch_size": (lambda v: v >= 2, ">= 2"),
+            "patch_stride": _ONE, "gradient_descent_iterations": _NONNEG,
+            "variational_refinement_iterations": _NONNEG,
+            "variational_refinement_alpha": _NONNEG, "variational_refinement_delta": _NONNEG,
+            "variational_refinement_gamma": _NONNEG},
+    "farneback": {"pyr_scale": _FRACTION, "levels": _NONNEG, "winsize": _ONE,
+                  "iterations": _ONE, "poly_n": (lambda v: v in (5, 7), "5 or 7"),
+                  "poly_sigma": _POS},
+}
+
 
 def _check_backend(backend: str) -> None:
     if backend not in BACKENDS:
@@ -162,6 +183,10 @@ def resolve_params(
                 f"known: {', '.join(DEFAULTS[backend])}"
             )
         full[key] = _coerce(backend, key, value)
+    for key, (ok, text) in _RULES[backend].items():
+        if full[key] is not None and not ok(full[key]):
+            raise ConfigError(f"flow parameter {key}={full[key]!r} for backend {backend}: "
+                              f"must be {text}")
     if backend == "dis" and full["preset"] not in _DIS_PRESETS:
         raise ConfigError(
             f"unknown DIS preset {full['preset']!r}; choose one of {', '.join(_DIS_PRESETS)}"
@@ -191,6 +216,9 @@ def _make_dis(p: dict[str, Any]) -> Any:
         if key != "preset" and value is not None:
             setter = "set" + "".join(part.capitalize() for part in key.split("_"))
             getattr(dis, setter)(value)
+    if dis.getPatchStride() > dis.getPatchSize():  # OpenCV would crash
+        raise ConfigError(f"DIS patch_stride {dis.getPatchStride()} is larger than patch_size "
+                          f"{dis.getPatchSize()}; choose patch_stride <= patch_size")
     return dis
 
 

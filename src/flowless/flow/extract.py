@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 
 from flowless.errors import ConfigError, FlowError, FlowlessError
-from flowless.flow.backends import get_backend, resize_gray, resolve_params, to_gray
+from flowless.flow.backends import FlowBackend, get_backend, resize_gray, resolve_params, to_gray
 from flowless.flow.quantize import quantize
 from flowless.flow.store import (
     MANIFEST_NAME,
@@ -257,6 +257,9 @@ def extract_flow(
     started = time.perf_counter()
     out = Path(out)
     full = resolve_params(backend, params, preset)
+    FlowBackend(backend, full)  # refuse bad parameters before starting any worker
+    if short_side is not None and short_side < 0:
+        raise ConfigError(f"short side {short_side}: expected a size in px, or 0 to keep it")
     short_side = short_side or None
     mine = shard_videos(videos, shard)
     ensure_manifest(out, make_manifest(backend, full, short_side), overwrite=overwrite)

@@ -1,0 +1,95 @@
+"""``flowless train``: train a stream network (RGB or flow), optionally distilled from a teacher."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+# flag -> config key (applied after --config, before --set)
+FLAGS = {
+    "dataset": "data.root", "format": "data.format", "split": "data.split",
+    "annotations": "data.annotations", "flow_root": "data.flow_root", "stream": "stream",
+    "arch": "model.arch", "width": "model.width", "pretrained": "model.pretrained",
+    "epochs": "epochs", "batch_size": "batch_size", "lr": "optim.lr", "seed": "seed",
+    "device": "device", "workers": "data.workers", "teacher": "distill.teacher",
+    "distill": "distill.mode", "alpha": "distill.alpha", "out": "out",
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        name, help="train an RGB or flow stream, optionally distilled from a flow teacher",
+        description="Train a 3D CNN on video clips. Settings come from defaults, then "
+        "--config FILE, then the flags below, then --set key=value (e.g. --set optim.lr=0.01 "
+        "--set data.clip_len=16). Writes config.yaml, metrics.jsonl, last.pt and best.pt to "
+        "--out. A killed run continues exactly with --resume RUN_DIR.")
+    p.add_argument("--config", type=Path, help="YAML config file (see docs/training.md)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value (repeatable), e.g. optim.lr=0.01")
+    p.add_argument("--dataset", help="dataset root folder (data.root)")
+    p.add_argument("--format", help="dataset format: ucf101, hmdb51, kinetics, ssv2, list, folder")
+    p.add_argument("--split", type=int, help="official split number (data.split)")
+    p.add_argument("--annotations", help="annotation folder/file when not inside the root")
+    p.add_argument("--flow-root", help="flow store made by `flowless flow` (data.flow_root)")
+    p.add_argument("--stream", choices=("rgb", "flow"), help="input of the trained network")
+    p.add_argument("--arch", help="network, e.g. resnext101, resnet18, resnet10")
+    p.add_argument("--width", type=float, help="channel-width multiplier (e.g. 0.25 on CPU)")
+    p.add_argument("--pretrained", help="initial weights (flowless or Hara/MARS checkpoint)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate (optim.lr)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--workers", type=int, help="DataLoader worker processes")
+    p.add_argument("--teacher", help="frozen teacher stream checkpoint (e.g. the flow stream)")
+    p.add_argument("--distill", choices=("mars", "relation", "relation+mars", "kd"),
+                   help="distillation loss (needs --teacher)")
+    p.add_argument("--alpha", type=float, help="weight of the distillation term (default 50)")
+    p.add_argument("--resume", help="run folder (or its last.pt) to continue")
+    p.add_argument("--out", help="run folder to write (default runs/train)")
+    return p
+
+
+def build_config(args: argparse.Namespace):
+    """The run's TrainConfig from --resume / --config, flags and --set (validated)."""
+    from flowless.config import TrainConfig, apply_overrides, from_dict, load_yaml, validate
+    from flowless.engine.state import load_resume, resume_path
+
+    overrides = [f"{key}={getattr(args, flag)}" for flag, key in FLAGS.items()
+                 if getattr(args, flag, None) is not None]
+    if args.config is not None:
+        cfg = load_yaml(args.config)
+    elif args.resume:
+        path = resume_path(args.resume)
+        saved = path.parent / "config.yaml"
+        cfg = load_yaml(saved) if saved.exists() else from_dict(
+            TrainConfig, load_resume(path)["config"])
+        if args.out is None:
+            overrides.append(f"out={path.parent}")
+    else:
+        cfg = TrainConfig()
+    if args.teacher and not args.distill and cfg.distill.mode == "none":
+        overrides.append("distill.mode=relation")  # a teacher alone means the paper's loss
+    cfg = apply_overrides(cfg, overrides + list(args.overrides))
+    cfg.resume = args.resume
+    validate(cfg)
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    from flowless.engine import train
+
+    cfg = build_config(args)
+    run_dir = train(cfg, quiet=True if args.quiet else None)
+    from flowless.checkpoint import load_checkpoint
+
+    best = run_dir / "best.pt"
+    if best.exists():
+        ckpt = load_checkpoint(best)
+        m = ckpt.get("metrics", {})
+        acc = m.get("val_acc", m.get("train_acc"))
+        shown = f"{100 * acc:.1f}%" if isinstance(acc, float) else "-"
+        print(f"{run_dir}: best epoch {ckpt.get('epoch')} accuracy {shown} -> {best}")
+    else:
+        print(f"{run_dir}: done")
+    return 0
