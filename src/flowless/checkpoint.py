@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import pickle
 import platform
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -90,15 +91,20 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        code = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if code is None:  # not a pickle at all (text, random bytes)
+            raise CheckpointError(f"{path}: not a PyTorch checkpoint (not a file written by "
+                                  "torch.save); check the path") from exc
         raise CheckpointError(
-            f"{path}: refused to load: the file contains objects other than tensors and plain "
-            "data (it could execute code); only load checkpoints you trust, re-saved as a "
-            "plain state dict"
+            f"{path}: refused to load: the file calls {code.group(1)}, not only tensors and "
+            "plain data (it could execute code); only load checkpoints you trust, re-saved as "
+            "a plain state dict"
         ) from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, io.UnsupportedOperation) as exc:
+        first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else ""
         raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); it may be truncated or of another format"
+            f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first}); it may "
+            "be truncated or of another format: download or save it again"
         ) from exc
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict checkpoint, found {type(obj).__name__}")

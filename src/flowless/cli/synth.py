@@ -13,9 +13,10 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
         name,
         help="write the embedded synthetic action dataset (UCF101 layout, H.264 mp4)",
         description="Write a synthetic action dataset whose classes are (motion, object colour "
-        "family) pairs, as H.264 mp4 files in the UCF101 layout (classInd.txt, trainlist01.txt, "
-        "testlist01.txt). A still frame shows the colour but not the motion; optical flow shows "
-        "the motion but not the colour. Same --seed, same files. Rerunning into the same folder "
+        "family) pairs, as lossless H.264 mp4 files in the UCF101 layout (classInd.txt, "
+        "trainlist01.txt, testlist01.txt). A still frame shows the colour but not the motion; "
+        "optical flow shows the motion but not the colour. Same --seed, same frames. Rerunning "
+        "into the same folder "
         "with the same options resumes. Motions, in order: "
         + ", ".join(m.name for m in MOTIONS) + ". Colour families, in order: "
         + ", ".join(f for f, _ in FAMILIES) + ". See docs/dataset.md.",

@@ -160,7 +160,8 @@ def _actors(rng: np.random.Generator, cfg: SynthConfig, motion: str, hue: float)
         diam = d_mid + 0 * tau
         hue2 = hue + rng.uniform(-HUE_JITTER, HUE_JITTER)
         return [_object(rng, hue, mid + half_gap[:, None] * axis, angle, diam),
-                _object(rng, hue2, mid - half_gap[:, None] * axis, angle[::-1].copy(), diam)]
+                _object(rng, hue2, mid - half_gap[:, None] * axis,
+                        rng.uniform(0, 360) + 0 * tau, diam)]
     d_mid = rng.uniform(0.28, 0.42) * s
     mid = s / 2 + rng.uniform(-0.12, 0.12, 2) * s
     centre, diam = mid + 0 * tau[:, None], d_mid + 0 * tau

@@ -100,14 +100,16 @@ class MeanFusion(nn.Module):
         return F.log_softmax(x, dim=-1).mean(dim=1)
 
 
-def fusion_from_checkpoint(ckpt_or_path: str | Path | dict[str, Any]) -> AttentionFusion:
-    """Rebuild an :class:`AttentionFusion` from a flowless fusion checkpoint (eval mode)."""
+def fusion_from_checkpoint(ckpt_or_path: str | Path | dict[str, Any],
+                           source: str | Path | None = None) -> AttentionFusion:
+    """Rebuild an :class:`AttentionFusion` from a flowless fusion checkpoint (eval mode);
+    ``source`` names the file a loaded dict came from in error messages."""
     from flowless.checkpoint import is_flowless, load_checkpoint
 
     if isinstance(ckpt_or_path, (str, Path)):
         source, ckpt = str(ckpt_or_path), load_checkpoint(ckpt_or_path)
     else:
-        source, ckpt = "<checkpoint>", ckpt_or_path
+        source, ckpt = str(source or "<checkpoint>"), ckpt_or_path
     if not is_flowless(ckpt) or ckpt.get("kind") != "fusion":
         raise CheckpointError(f"{source}: not a flowless fusion checkpoint (kind "
                               f"{ckpt.get('kind')!r}); pass the best.pt of a train-fusion run")

@@ -227,17 +227,19 @@ def load_weights(
     return report
 
 
-def model_from_checkpoint(ckpt_or_path: str | Path | dict[str, Any]) -> VideoResNet:
+def model_from_checkpoint(ckpt_or_path: str | Path | dict[str, Any],
+                          source: str | Path | None = None) -> VideoResNet:
     """Rebuild a flowless stream network from its checkpoint (``model_config`` + ``model``).
 
     Returns the network in eval mode on the CPU. Foreign (Hara/MARS), fusion and broken
-    checkpoints raise CheckpointError saying what to do instead.
+    checkpoints raise CheckpointError saying what to do instead; ``source`` (the file a
+    loaded dict came from) is the name those messages give.
     """
     if isinstance(ckpt_or_path, (str, Path)):
         source = str(ckpt_or_path)
         ckpt = load_checkpoint(ckpt_or_path)
     else:
-        source, ckpt = "<checkpoint>", ckpt_or_path
+        source, ckpt = str(source or "<checkpoint>"), ckpt_or_path
     if not is_flowless(ckpt):
         state, _ = extract_state_dict(ckpt, source)
         raise CheckpointError(f"{source}: not a flowless stream checkpoint (it looks like a "
