@@ -24,11 +24,12 @@ _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EP
 
 def _cannot_write(where: Path, exc: OSError) -> FlowlessError:
     reason = exc.strerror or type(exc).__name__
+    reason = reason[:1].lower() + reason[1:]  # "permission denied", "no space left on device"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         fix = "free disk space (or choose another output folder) and rerun"
     else:
         fix = "choose a writable output folder"
-    return FlowlessError(f"{where}: cannot write ({reason}); {fix}")
+    return FlowlessError(f"{where}: cannot write here ({reason}); {fix}")
 
 
 def writable_dir(path: str | Path) -> Path:
@@ -105,8 +106,14 @@ def write_json(path: str | Path, obj: Any) -> None:
 def append_jsonl(path: str | Path, obj: Any) -> None:
     """Append one JSON line (``json_stats`` style log) and flush it to disk."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(obj, default=str) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    line = json.dumps(obj, default=str) + "\n"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRNOS:
+            raise
+        raise _cannot_write(path, exc) from exc

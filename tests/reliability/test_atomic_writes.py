@@ -26,7 +26,7 @@ import flowless.flow.store as store_module
 from flowless.checkpoint import load_checkpoint, save_checkpoint
 from flowless.data.video import read_video, write_video
 from flowless.errors import FlowlessError
-from flowless.io import write_json, write_text
+from flowless.io import append_jsonl, write_json, write_text
 
 
 def _disk_full(*args, **kwargs):
@@ -71,7 +71,7 @@ def test_disk_full_at_rename_keeps_the_old_file(writer, previous, tmp_path, monk
         write(path, 1)
         old_bytes, old_value = path.read_bytes(), read(path)
     monkeypatch.setattr(os, "replace", _disk_full)
-    with pytest.raises(FlowlessError, match=r"No space left on device\); free disk space"):
+    with pytest.raises(FlowlessError, match=r"no space left on device\); free disk space"):
         write(path, 2)
     monkeypatch.undo()
     if previous:
@@ -144,7 +144,7 @@ def test_disk_full_mid_write_keeps_the_old_file(writer, tmp_path, monkeypatch):
     write(path, 1)
     old_bytes, old_value = path.read_bytes(), read(path)
     _fail_mid_write(writer, monkeypatch)
-    with pytest.raises(FlowlessError, match="No space left on device"):
+    with pytest.raises(FlowlessError, match="no space left on device"):
         write(path, 2)
     monkeypatch.undo()
     assert path.read_bytes() == old_bytes and read(path) == old_value
@@ -159,7 +159,7 @@ def test_permission_error_at_rename_is_a_user_error(tmp_path, monkeypatch):
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
     monkeypatch.setattr(os, "replace", refused)
-    with pytest.raises(FlowlessError, match="Permission denied.*choose a writable output folder"):
+    with pytest.raises(FlowlessError, match="permission denied.*choose a writable output folder"):
         write_json(path, {"version": 2})
     monkeypatch.undo()
     assert path.read_text() == '{\n  "version": 1\n}\n' and _only(path) == [path.name]
@@ -217,5 +217,17 @@ def test_cli_reports_a_full_disk_in_one_line(tmp_path, monkeypatch, capsys):
     code, _, err = run(capsys, "synth", out, "--motions", "1", "--categories", "1",
                        "--videos-per-class", "2", "--frames", "4", "--size", "16",
                        "--jobs", "1")
-    assert_user_error(code, err, "synth", out, "No space left on device", "free disk space")
+    assert_user_error(code, err, "synth", out, "no space left on device", "free disk space")
     assert not [p for p in out.rglob("*") if p.is_file()]
+
+
+def test_log_append_errors_are_user_errors_and_keep_earlier_lines(tmp_path, monkeypatch):
+    log = tmp_path / "metrics.jsonl"
+    append_jsonl(log, {"epoch": 1})
+    monkeypatch.setattr(os, "fsync", _disk_full)
+    with pytest.raises(FlowlessError, match="metrics.jsonl: cannot write here .no space left"):
+        append_jsonl(log, {"epoch": 2})
+    monkeypatch.undo()
+    assert log.read_text().splitlines()[0] == '{"epoch": 1}'
+    with pytest.raises(FlowlessError, match="choose a writable output folder"):
+        append_jsonl(log / "sub" / "metrics.jsonl", {"epoch": 1})

@@ -27,6 +27,25 @@ def test_predict_names_the_bad_video_and_the_fix(kind, bad_videos, rel_ckpts, ca
     assert_user_error(code, err, "predict", video, BAD_VIDEOS[kind][1])
 
 
+@pytest.mark.parametrize("kind", list(BAD_VIDEOS))
+def test_flow_of_one_bad_video_file_reports_it(kind, bad_videos, tmp_path, capsys):
+    video = bad_videos[kind]
+    code, out, err = run(capsys, "flow", video, tmp_path / "flux", "--backend", "farneback")
+    if kind == "missing":
+        assert_user_error(code, err, "flow", video, "not found")
+        return
+    assert code == 2 and "0 done, 0 skipped (already complete), 1 failed" in out
+    assert err.startswith(f"  failed {video.stem}: {video}: ") and err.count("\n") == 1
+    assert BAD_VIDEOS[kind][1] in err and "Traceback" not in err
+
+
+def test_flow_of_one_good_video_file(good_video, tmp_path, capsys):
+    code, out, err = run(capsys, "flow", good_video, tmp_path / "flux", "--backend",
+                         "farneback", "--short-side", "0")
+    assert code == 0, err
+    assert load_flow_u8(flow_path(tmp_path / "flux", good_video.stem)).shape == (9, 2, 32, 48)
+
+
 def _dataset_of(root: Path, videos: dict[str, Path], good: Path, goods: int = 2) -> list[str]:
     """A 'list'-format dataset at ``root`` whose test.txt lists ``videos`` (copied in, or
     listed though missing) and ``goods`` readable videos; returns the bad keys."""

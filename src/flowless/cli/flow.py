@@ -33,7 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
         "  flowless flow jpg/ flow/ --import-jpg mmaction2 --backend tvl1",
     )
     p.add_argument("input", metavar="INPUT", type=Path,
-                   help="dataset root, folder of videos, .txt list of video paths; a store "
+                   help="dataset root, folder of videos, .txt list of video paths or one "
+                   "video file; a store "
                    "with --export-jpg; a JPEG folder with --import-jpg")
     p.add_argument("out", metavar="OUT", type=Path, help="output store (or JPEG folder)")
     g = p.add_argument_group("flow")
@@ -77,7 +78,8 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
 
 def discover_videos(input_path: Path, fmt: str | None = None, split: int = 1,
                     annotations: Path | None = None) -> list[tuple[str, Path]]:
-    """(key, path) of every video named by INPUT (dataset root, folder or list file)."""
+    """(key, path) of every video named by INPUT (dataset root, folder, list file or one
+    video file, whose key is its name without extension)."""
     from flowless.data.video import VIDEO_EXTENSIONS
     from flowless.errors import FlowError
 
@@ -98,6 +100,8 @@ def discover_videos(input_path: Path, fmt: str | None = None, split: int = 1,
             raise FlowError(f"{input_path}: no video files ({', '.join(VIDEO_EXTENSIONS)}) "
                             "found; pass a dataset root with --format or a list file")
         return videos
+    if input_path.is_file() and input_path.suffix.lower() in VIDEO_EXTENSIONS:
+        return [(input_path.stem, input_path)]  # one video (a readable one or not)
     if input_path.is_file():
         return _read_list(input_path)
     raise FlowError(f"{input_path}: not found; pass a folder of videos, a dataset root or a "
