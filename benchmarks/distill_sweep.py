@@ -60,6 +60,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--frames", type=int, default=17)
     p.add_argument("--render-size", type=int, default=64)
     p.add_argument("--flow-backend", default="farneback", help="farneback | tvl1 | dis")
+    p.add_argument("--motion-scale", type=float, default=1.6,
+                   help="synth motion scale (default 1.6, as the demo)")
+    p.add_argument("--flow-preset", default=None, help="backend preset (e.g. tvl1 fast)")
+    p.add_argument("--flow-short-side", type=int, default=64,
+                   help="flow is computed at this short side (default 64: the rendered size)")
     p.add_argument("--arch", default="resnet10")
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--clip-len", type=int)
@@ -253,14 +258,15 @@ def prepare_data(args: argparse.Namespace, places: dict[str, dict[str, Path]]) -
         done.add(where["data"])
         options = {"motions": args.motions, "categories": args.categories,
                    "videos_per_class": args.videos_per_class, "frames": args.frames,
-                   "size": args.render_size, "seed": int(seed) if args.new_data_per_seed else 0}
+                   "size": args.render_size, "seed": int(seed) if args.new_data_per_seed else 0,
+                   "motion_scale": args.motion_scale}
         options.update(VARIANTS[variant])
         t0 = time.perf_counter()
         make_synthetic_dataset(where["data"], jobs=args.jobs, quiet=True, **options)
         index = load_index(where["data"], "ucf101")
         extract_flow([(r.key, r.path) for r in index.records], where["flow"],
-                     backend=args.flow_backend, short_side=args.size, workers=args.jobs,
-                     quiet=True)
+                     backend=args.flow_backend, short_side=args.flow_short_side,
+                     preset=args.flow_preset, workers=args.jobs, quiet=True)
         print(f"[data] {where['data']}: {len(index.records)} videos, "
               f"{len(index.classes)} classes, flow {args.flow_backend} "
               f"({time.perf_counter() - t0:.0f}s)", flush=True)

@@ -121,11 +121,7 @@ def _writers(out: Path, root: Path, ckpts: dict[str, Path]) -> dict[str, list]:
 
 
 NOT_FIXED = "reported to the lead: the run folder is created with a bare mkdir (exit 1)"
-XFAIL = {
-    "train": "engine/trainer.py train(): run_dir.mkdir raises NotADirectoryError; " + NOT_FIXED,
-    "train-fusion": "engine/fusion.py train_fusion(): run_dir.mkdir; " + NOT_FIXED,
-    "demo": "demo.py run_demo(): out.mkdir; " + NOT_FIXED,
-}
+XFAIL: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("kind", ["under a file", "proc"])

@@ -96,6 +96,17 @@ def _apply_rotation(img: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(img, k=rotation // 90))
 
 
+def _set_threads(stream: av.video.stream.VideoStream) -> None:
+    """Frame threading for normal videos; one thread for tiny ones, where the threads'
+    start-up and pipeline latency cost more than decoding (measured: 13 vs 18 ms for 17
+    frames of 64x64)."""
+    ctx = stream.codec_context
+    if (ctx.width or 0) * (ctx.height or 0) < 160 * 120:
+        ctx.thread_count = 1
+    else:
+        stream.thread_type = "AUTO"
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Container metadata plus the first frame's rotation; width/height are as displayed
     (after rotation). ``num_frames`` is 0 when the container does not store it."""
@@ -155,7 +166,7 @@ def _decode(
     try:
         with _open(path) as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            _set_threads(stream)
             for frame in container.decode(stream):
                 img = None
                 if wanted is None or count in wanted:

@@ -93,8 +93,10 @@ def make_loader(dataset: Dataset, batch_size: int, env: DistEnv, *, train: bool,
                                                    drop_last=False)
     else:
         sampler = ShardSampler(len(dataset), env.rank, env.world_size)  # type: ignore[arg-type]
+    # Training drops a last partial batch of one clip: BatchNorm cannot train on it.
+    drop_last = train and len(sampler) % batch_size == 1 and len(sampler) > batch_size
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      pin_memory=env.device.type == "cuda", drop_last=False,
+                      pin_memory=env.device.type == "cuda", drop_last=drop_last,
                       generator=torch.Generator(), persistent_workers=False)
 
 
@@ -112,15 +114,18 @@ def set_epoch(loader: DataLoader, epoch: int, seed: int) -> None:
 def data_settings(data: DataConfig) -> dict[str, Any]:
     """The "data" entry of a stream checkpoint (what a clip looked like in training)."""
     backend, flow_short = data.flow_backend, data.flow_short_side
-    if data.flow_root and (backend is None or flow_short is None):
+    params: dict[str, Any] = {}
+    if data.flow_root:
         try:
             from flowless.flow.store import read_manifest
 
             manifest = read_manifest(data.flow_root) or {}
         except Exception:  # noqa: BLE001 - a missing/odd manifest only loses metadata
             manifest = {}
+        if backend is None or backend == manifest.get("backend"):
+            params = dict(manifest.get("params") or {})  # e.g. a faster TV-L1 preset
         backend = backend if backend is not None else manifest.get("backend")
         flow_short = flow_short if flow_short is not None else manifest.get("short_side")
     return {"clip_len": data.clip_len, "size": data.size, "stride": data.stride,
             "short_side": data.short_side, "flow_backend": backend,
-            "flow_short_side": flow_short}
+            "flow_short_side": flow_short, "flow_params": params}

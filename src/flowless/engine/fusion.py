@@ -25,6 +25,7 @@ from flowless.engine.distributed import DistEnv, resolve_device
 from flowless.engine.metrics import MetricsLog
 from flowless.engine.state import BEST, LAST, epoch_seed, seed_everything
 from flowless.errors import CheckpointError, ConfigError
+from flowless.io import writable_dir
 from flowless.progress import progress
 
 CLIP_KEYS = ("clip_len", "size", "stride", "short_side")
@@ -50,7 +51,7 @@ def load_streams(paths: list[str], device: torch.device) -> list[Stream]:
         if ckpt.get("format") != "flowless" or ckpt.get("kind", "stream") != "stream":
             raise CheckpointError(f"{p}: not a flowless stream checkpoint; pass the best.pt of "
                                   "`flowless train` runs")
-        net = model_from_checkpoint(ckpt).to(device).eval()
+        net = model_from_checkpoint(ckpt, source=p).to(device).eval()
         for q in net.parameters():
             q.requires_grad_(False)
         streams.append(Stream(Path(os.path.abspath(p)), net, str(ckpt.get("input", "rgb")),
@@ -134,7 +135,7 @@ def train_fusion(cfg: FusionConfig, *, quiet: bool | None = None) -> Path:
     if device.type == "cpu":
         torch.set_flush_denormal(True)
     seed_everything(cfg.seed)
-    run_dir = Path(cfg.out)
+    run_dir = writable_dir(cfg.out)  # fail before any work when the folder is unwritable
     streams = load_streams(cfg.streams, device)
     data = dataclasses.replace(cfg.data, **{k: streams[0].data[k] for k in CLIP_KEYS
                                             if streams[0].data.get(k) is not None})
@@ -167,7 +168,6 @@ def train_fusion(cfg: FusionConfig, *, quiet: bool | None = None) -> Path:
     fusion = AttentionFusion(len(classes), len(streams))
     optimizer = torch.optim.SGD(fusion.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
-    run_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, run_dir / "config.yaml")
     log = MetricsLog(run_dir, tensorboard=False, echo=echo)
     base = {

@@ -96,7 +96,8 @@ def train_epoch(
     part_sums: dict[str, torch.Tensor] = {}
     count = 0
     start = time.perf_counter()
-    bar = progress(total=total, desc=opts.desc, unit="clip", quiet=opts.quiet or not env.is_main)
+    bar = progress(total=total, desc=opts.desc, unit="clip",
+                   quiet=True if not env.is_main else opts.quiet)
     for step, batch in enumerate(loader):
         x = batch[opts.input_key].to(dev, non_blocking=True)
         y = batch["label"].to(dev, non_blocking=True)
@@ -177,7 +178,8 @@ def validate(
     video_logits = torch.zeros(num_videos, num_classes, dtype=torch.float64, device=dev)
     video_clips = torch.zeros(num_videos, dtype=torch.float64, device=dev)
     video_label = torch.full((num_videos,), -1.0, dtype=torch.float64, device=dev)
-    bar = progress(total=total, desc="val", unit="clip", quiet=opts.quiet or not env.is_main)
+    bar = progress(total=total, desc="val", unit="clip",
+                   quiet=True if not env.is_main else opts.quiet)
     for batch in loader:
         x = batch[opts.input_key].to(dev, non_blocking=True)
         y = batch["label"].to(dev, non_blocking=True)

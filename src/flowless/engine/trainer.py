@@ -37,7 +37,7 @@ from flowless.engine.state import (
     weights_only,
 )
 from flowless.errors import CheckpointError, ConfigError
-from flowless.io import write_json
+from flowless.io import writable_dir, write_json
 
 STREAM_NAMES = {"mars": "mars", "relation": "ds", "relation+mars": "ds+mars", "kd": "kd"}
 
@@ -80,7 +80,7 @@ def _build_model(cfg: TrainConfig, num_classes: int, echo: Callable[[str], None]
         options["dropout"] = m.dropout
     net = create_model(m.arch, num_classes, 3 if cfg.stream == "rgb" else 2, **options)
     if m.pretrained:
-        report = load_weights(net, m.pretrained, strict=False)
+        report = load_weights(net, m.pretrained)
         if echo:
             echo(f"pretrained: {report}")
     freeze_until(net, m.freeze_until)
@@ -92,7 +92,8 @@ def _build_teacher(cfg: TrainConfig, device: torch.device) -> tuple[nn.Module, s
 
     path = cfg.distill.teacher
     ckpt = load_checkpoint(path)
-    teacher = model_from_checkpoint(ckpt) if ckpt.get("format") == "flowless" else None
+    teacher = (model_from_checkpoint(ckpt, source=path) if ckpt.get("format") == "flowless"
+               else None)
     if teacher is None:
         raise CheckpointError(f"{path}: the teacher must be a flowless stream checkpoint "
                               "(train it with `flowless train`, e.g. --set stream=flow)")
@@ -168,6 +169,8 @@ def _train(cfg: TrainConfig, env: DistEnv, quiet: bool | None) -> Path:
     seed_everything(cfg.seed)
 
     classes, train_recs, val_recs, skipped = rundata.load_records(cfg.data)
+    if env.is_main:
+        writable_dir(run_dir)  # an unwritable --out fails now, not after an epoch
     if echo and skipped:
         echo(f"skipped {len(skipped)} missing videos (e.g. {skipped[0].path})")
     teacher, teacher_input = (None, None)
@@ -258,7 +261,7 @@ def _train(cfg: TrainConfig, env: DistEnv, quiet: bool | None) -> Path:
 def _prepare_run_dir(run_dir: Path, cfg: TrainConfig, env: DistEnv,
                      resume: dict[str, Any] | None, best: dict[str, Any]) -> None:
     """config.yaml and run.json; on resume, repair best.pt if a kill came between the saves."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    writable_dir(run_dir)
     save_yaml(cfg, run_dir / "config.yaml")
     write_json(run_dir / "run.json", {"seed": cfg.seed, "world_size": env.world_size,
                                       "device": str(env.device), "argv": sys.argv,

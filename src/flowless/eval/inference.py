@@ -162,7 +162,10 @@ class _Feeder:
         from flowless.flow import quantize, video_flow
 
         t0 = time.perf_counter()
-        fields = quantize(video_flow(frames, backend=self.backend))
+        # The training store's parameters apply only to the backend the stream was trained on.
+        params = self.stream.data.flow_params if self.backend == self.stream.data.flow_backend \
+            else {}
+        fields = quantize(video_flow(frames, backend=self.backend, **params))
         self.times.add("flow", time.perf_counter() - t0)
         return fields
 

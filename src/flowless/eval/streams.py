@@ -9,7 +9,7 @@ into streams plus a fusion rule, with one-line errors for anything that does not
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ class DataSettings:
     short_side: int | None = None
     flow_backend: str = "tvl1"
     flow_short_side: int | None = None
+    flow_params: dict[str, Any] = field(default_factory=dict)  # backend parameters (store's)
 
     @classmethod
     def from_dict(cls, data: Any, source: str) -> DataSettings:
@@ -47,6 +48,7 @@ class DataSettings:
                 short_side=_opt_int(data.get("short_side")),
                 flow_backend=str(data.get("flow_backend") or "tvl1"),
                 flow_short_side=_opt_int(data.get("flow_short_side")),
+                flow_params=dict(data.get("flow_params") or {}),
             )
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{source}: invalid data settings {data!r} ({exc})") from exc
