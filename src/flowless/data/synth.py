@@ -192,8 +192,11 @@ def _write_one(job: tuple[SynthConfig, VideoSpec, str]) -> str:
     cfg, spec, root = job
     # Lossless H.264 (crf 0, yuv420p): the x264 build in PyAV wheels does not give the same
     # bitstream for the same frames every time (measured), so lossy files of one seed could
-    # decode differently; lossless ones always decode to the same frames.
-    write_video(Path(root) / spec.rel, render_video(cfg, spec), fps=cfg.fps, crf=0)
+    # decode differently; lossless ones always decode to the same frames. The "ultrafast"
+    # preset (no CABAC) decodes ~1.5x faster (7 vs 10.5 ms for 17 frames of 64x64), which
+    # matters when timing the RGB-only path; the decoded frames are the same.
+    write_video(Path(root) / spec.rel, render_video(cfg, spec), fps=cfg.fps, crf=0,
+                preset="ultrafast")
     return spec.rel
 
 
