@@ -33,6 +33,19 @@ from typing import Any
 VARIANTS = {"motion": {"categories": 1}, "default": {}}
 
 
+def _watch_parent(parent_pid: int) -> None:
+    """Run in each worker: exit when the sweep process dies (kill -9 leaves no orphans)."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 @dataclass
 class Job:
     name: str
@@ -279,7 +292,8 @@ def run_all(jobs: list[Job], opts: dict[str, Any], workers: int) -> dict[str, di
     pending = {j.name: j for j in jobs}
     running: dict[Future, Job] = {}
     os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the spawned workers
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                             initializer=_watch_parent, initargs=(os.getpid(),)) as pool:
         while pending or running:
             for name, job in list(pending.items()):
                 if any(d in failed for d in job.deps):

@@ -48,6 +48,15 @@ def writable_dir(path: str | Path) -> Path:
     return path
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
@@ -65,6 +74,7 @@ def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
         raise _cannot_write(path.parent, exc) from exc
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; results get the usual mode
     try:
         yield tmp_path
         try:

@@ -231,3 +231,16 @@ def test_log_append_errors_are_user_errors_and_keep_earlier_lines(tmp_path, monk
     assert log.read_text().splitlines()[0] == '{"epoch": 1}'
     with pytest.raises(FlowlessError, match="choose a writable output folder"):
         append_jsonl(log / "sub" / "metrics.jsonl", {"epoch": 1})
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import stat
+
+    from flowless import io
+
+    io.write_text(tmp_path / "shared.txt", "x")
+    # mkstemp creates 0600; results must get the mode of any other new file (0666 & ~umask)
+    mode = stat.S_IMODE((tmp_path / "shared.txt").stat().st_mode)
+    assert mode == 0o666 & ~io._UMASK
+    if not io._UMASK & 0o044:
+        assert mode & 0o044  # readable by group and others, unlike mkstemp's 0600
