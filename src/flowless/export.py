@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 
 from flowless.errors import CheckpointError
-from flowless.eval.report import writable_dir
 from flowless.eval.streams import DataSettings, Stream, TorchStream, load_streams
-from flowless.io import atomic_path
+from flowless.io import atomic_path, writable_dir
 
 META_KEY = "flowless"
 META_FORMAT = "flowless-onnx/1"

@@ -260,8 +260,9 @@ def _train(cfg: TrainConfig, env: DistEnv, quiet: bool | None) -> Path:
 
 def _prepare_run_dir(run_dir: Path, cfg: TrainConfig, env: DistEnv,
                      resume: dict[str, Any] | None, best: dict[str, Any]) -> None:
-    """config.yaml and run.json; on resume, repair best.pt if a kill came between the saves."""
-    writable_dir(run_dir)
+    """config.yaml and run.json; on resume, repair best.pt if a kill came between the saves.
+
+    The folder was created and checked by ``writable_dir`` when the run started."""
     save_yaml(cfg, run_dir / "config.yaml")
     write_json(run_dir / "run.json", {"seed": cfg.seed, "world_size": env.world_size,
                                       "device": str(env.device), "argv": sys.argv,

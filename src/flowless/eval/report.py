@@ -6,28 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from flowless.errors import ConfigError
 from flowless.eval.metrics import per_class_accuracy, ranked_classes
 from flowless.io import atomic_path, write_text
-
-
-def writable_dir(path: Path) -> Path:
-    """Create ``path`` if needed and check files can be written there (before long work)."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot write output files here ({exc.strerror or exc}); "
-                          "choose a writable output folder") from exc
-    return path
 
 
 def top_entries(probs: np.ndarray, classes: Sequence[str], k: int) -> list[dict[str, Any]]:

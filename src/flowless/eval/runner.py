@@ -24,7 +24,7 @@ from flowless.eval.fusion import FUSION_RULES, AttentionRule, fuse, softmax
 from flowless.eval.inference import PROTOCOLS, StageTimes, score_video
 from flowless.eval.metrics import summarize
 from flowless.eval.streams import Stream, load_streams
-from flowless.io import append_jsonl, write_json
+from flowless.io import append_jsonl, writable_dir, write_json
 from flowless.progress import progress
 
 PARTIAL = ".partial.jsonl"
@@ -135,10 +135,10 @@ def evaluate(
                           "check --subset/--split")
     classes = streams[0].classes
     to_model = label_map(index.classes, classes, streams[0].source)
-    out = report.writable_dir(Path(out) if out else
-                              Path(checkpoints[0]).parent / f"eval-{subset}-{protocol}")
+    out = writable_dir(Path(out) if out else
+                       Path(checkpoints[0]).parent / f"eval-{subset}-{protocol}")
     if json_path:
-        report.writable_dir(Path(json_path).parent)
+        writable_dir(Path(json_path).parent)
     partial = out / PARTIAL
     fingerprint = _fingerprint(streams, dataset=Path(dataset).resolve(), fmt=fmt, split=split,
                                subset=subset, protocol=protocol, flow_root=flow_root,
