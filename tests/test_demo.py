@@ -9,7 +9,7 @@ import pytest
 
 from flowless.checkpoint import load_checkpoint
 from flowless.cli import main
-from flowless.demo import METHODS, DemoConfig, format_table
+from flowless.demo import METHODS, DemoConfig, factor_accuracy, format_factor_table, format_table
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +51,40 @@ def test_report_table_and_checkpoints_are_consistent(quick_demo):
     assert (quick_demo / "figures" / "curves.png").stat().st_size > 0
     assert list((quick_demo / "figures").glob("confusion_*.png"))
     assert json.loads((quick_demo / "demo_config.json").read_text())["quick"] is True
+
+
+def test_factor_columns_match_the_confusion_matrix(quick_demo):
+    """Motion / category accuracy recomputed from confusion.csv and the class names."""
+    import csv
+
+    summary = json.loads((quick_demo / "summary.json").read_text())
+    synth = json.loads((quick_demo / "data" / "synth.json").read_text())["classes"]
+    motion = {c["name"]: c["motion"] for c in synth}
+    category = {c["name"]: c["category"] for c in synth}
+    assert format_factor_table(summary["rows"]) in (quick_demo / "report.md").read_text()
+    for r in summary["rows"]:
+        with open(f"{r['eval_dir']}/confusion.csv") as f:
+            table = list(csv.reader(f))
+        names = table[0][1:]
+        total = same_motion = same_category = 0
+        for row in table[1:]:
+            for pred, n in zip(names, map(int, row[1:])):
+                total += n
+                same_motion += n * (motion[row[0]] == motion[pred])
+                same_category += n * (category[row[0]] == category[pred])
+        assert r["motion_acc"] == pytest.approx(same_motion / total)
+        assert r["category_acc"] == pytest.approx(same_category / total)
+        assert min(r["motion_acc"], r["category_acc"]) >= r["top1"] - 1e-9
+
+
+def test_factor_accuracy_counts_each_half_of_the_label(tmp_path):
+    classes = [{"motion": m, "category": c} for m in ("L", "R") for c in ("red", "blue")]
+    preds = [(0, 0), (0, 1), (0, 2), (3, 1), (2, 3)]  # (label, predicted)
+    (tmp_path / "predictions.jsonl").write_text(
+        "".join(json.dumps({"label": a, "predicted": b}) + "\n" for a, b in preds))
+    acc = factor_accuracy(tmp_path, classes)
+    # same motion: (0,0) (0,1) (2,3); same category: (0,0) (0,2) (3,1)
+    assert acc == {"motion": pytest.approx(3 / 5), "category": pytest.approx(3 / 5)}
 
 
 def test_predict_accepts_the_demo_checkpoints(quick_demo, capsys):

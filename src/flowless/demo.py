@@ -137,19 +137,40 @@ def _params(paths: list[Path]) -> int:
     return total
 
 
-def _time_method(ckpts: list[Path], fusion: str | None, videos: list[Path]) -> float:
-    """Median end-to-end milliseconds per video: decode + flow on the fly (if any) + networks."""
+def _time_methods(methods: list[tuple[list[Path], str | None]], videos: list[Path]) -> list[float]:
+    """Median end-to-end milliseconds per video for each (checkpoints, fusion) method:
+    decode + flow on the fly (if any) + networks.
+
+    Methods are timed interleaved (each video runs through every method, in a rotating
+    order) so that a slow spell of a shared machine, or a previous stage's threads winding
+    down, hits every method alike instead of whichever happened to run then.
+    """
     from flowless.eval.inference import score_video
     from flowless.eval.streams import load_streams
 
-    streams, _ = load_streams([str(p) for p in ckpts], fusion)
-    score_video(videos[0], streams)  # warm-up (allocators, OpenCV objects)
-    times = []
-    for path in videos:
-        t0 = time.perf_counter()
-        score_video(path, streams)
-        times.append(time.perf_counter() - t0)
-    return 1000.0 * statistics.median(times)  # the median resists a stray scheduler hiccup
+    loaded = [load_streams([str(p) for p in ckpts], fusion)[0] for ckpts, fusion in methods]
+    for streams in loaded:
+        score_video(videos[0], streams)  # warm-up (allocators, OpenCV objects)
+    times: list[list[float]] = [[] for _ in loaded]
+    for v, path in enumerate(videos):
+        for k in range(len(loaded)):
+            m = (k + v) % len(loaded)
+            t0 = time.perf_counter()
+            score_video(path, loaded[m])
+            times[m].append(time.perf_counter() - t0)
+    return [1000.0 * statistics.median(t) for t in times]  # the median resists stray hiccups
+
+
+def factor_accuracy(eval_dir: Path, classes: list[dict[str, Any]]) -> dict[str, float]:
+    """Share of test videos whose predicted class has the right motion, and the right
+    category, read from an evaluation's ``predictions.jsonl`` and the dataset's ``synth.json``
+    class list. Tells which half of the label a method gets wrong."""
+    rows = [json.loads(line) for line in
+            (eval_dir / "predictions.jsonl").read_text().splitlines() if line.strip()]
+    if not rows:
+        return {}
+    return {f: sum(classes[r["label"]][f] == classes[r["predicted"]][f] for r in rows) / len(rows)
+            for f in ("motion", "category")}
 
 
 def _stage(echo: Callable[[str], None], name: str) -> Callable[[], None]:
@@ -198,6 +219,7 @@ def run_demo(cfg: DemoConfig, *, quiet: bool | None = None) -> dict[str, Any]:
         videos_per_class=cfg.videos_per_class, frames=cfg.frames, size=cfg.render_size,
         seed=cfg.seed, motion_scale=cfg.motion_scale, overwrite=False, quiet=quiet))
     index = load_index(data_root, "ucf101")
+    synth_classes = json.loads((data_root / "synth.json").read_text())["classes"]
     videos = [(r.key, r.path) for r in index.records]
 
     def flow() -> Any:
@@ -240,31 +262,35 @@ def run_demo(cfg: DemoConfig, *, quiet: bool | None = None) -> dict[str, Any]:
 
     timed("3/5 train streams, students and fusions", stage3)
 
+    def fusion_of(m: Method) -> str | None:
+        if m.fusion in FUSIONS:
+            return str(runs / m.fusion / "last.pt")
+        return m.fusion
+
     def stage4() -> list[dict[str, Any]]:
         rows = []
-        test_videos = [r.path for r in index.split("test")][: max(1, cfg.timing_videos)]
         for m in METHODS:
             paths = [ckpt(s) for s in m.streams]
-            fusion = None
-            if m.fusion in FUSIONS:
-                fusion = str(runs / m.fusion / "last.pt")
-            elif m.fusion:
-                fusion = m.fusion
+            fusion = fusion_of(m)
             res = evaluate([str(p) for p in paths], data_root, "ucf101", protocol="mars",
                            fusion=fusion, flow_root=flow_root,
                            out=out / "eval" / _slug(m.name), quiet=True)
-            needs_flow = "flow" in m.streams
-            ms = _time_method(paths, fusion, test_videos)
             fusion_params = _params([Path(fusion)]) if m.fusion in FUSIONS else 0
+            factors = factor_accuracy(out / "eval" / _slug(m.name), synth_classes)
             rows.append({
-                "method": m.name, "needs_flow": needs_flow,
+                "method": m.name, "needs_flow": "flow" in m.streams,
                 "top1": res["top1"], "top5": res["top5"],
                 "mean_class_acc": res["mean_class_acc"],
+                "motion_acc": factors.get("motion"), "category_acc": factors.get("category"),
                 "params": _params(paths) + fusion_params,
-                "ms_per_video": ms,
                 "attention_weights": res.get("attention_weights"),
                 "eval_dir": str(out / "eval" / _slug(m.name)),
             })
+        test_videos = [r.path for r in index.split("test")][: max(1, cfg.timing_videos)]
+        ms = _time_methods([([ckpt(s) for s in m.streams], fusion_of(m)) for m in METHODS],
+                           test_videos)
+        for row, t in zip(rows, ms):
+            row["ms_per_video"] = t
         return rows
 
     rows = timed("4/5 evaluate (MARS protocol) and time every method", stage4)
@@ -284,6 +310,8 @@ def run_demo(cfg: DemoConfig, *, quiet: bool | None = None) -> dict[str, Any]:
     write_json(out / "summary.json", summary)
     echo("")
     echo(format_table(rows))
+    echo("")
+    echo(format_factor_table(rows))
     echo(f"\nreport: {out / 'report.md'}  (total {summary['total_seconds']:.0f} s)")
     return summary
 
@@ -300,6 +328,17 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         lines.append(f"| {r['method']} | {'yes' if r['needs_flow'] else 'no'} | "
                      f"{100 * r['top1']:.1f} | {r['params']:,} | {r['ms_per_video']:.1f} |")
+    return "\n".join(lines)
+
+
+def format_factor_table(rows: list[dict[str, Any]]) -> str:
+    """Which half of the label each method gets right, as Markdown: the share of test videos
+    whose predicted class has the right motion, and the right category (colour family)."""
+    lines = ["| method | video top-1 (%) | motion right (%) | category right (%) |",
+             "|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {100 * r['top1']:.1f} | "
+                     f"{100 * r['motion_acc']:.1f} | {100 * r['category_acc']:.1f} |")
     return "\n".join(lines)
 
 
@@ -366,9 +405,16 @@ every stream and student; distillation alpha {cfg['alpha']} (MARS and DS alike);
 weights are evaluated (no model selection on the test split). Evaluation: MARS protocol (every
 non-overlapping clip, centre crop, clip logits averaged per video), video top-1 on the test split.
 Time: end to end per video (decode + flow on the fly when needed + networks), median over
-{cfg['timing_videos']} test videos on this machine.
+{cfg['timing_videos']} test videos on this machine, all methods timed interleaved video by video.
 
 {format_table(summary['rows'])}
+
+What each method gets right: a class is a (motion, category) pair, so a prediction can have
+the right motion and the wrong category or the reverse. A flow-only stream cannot see the
+category (about 50 % here by construction); a student that learns motion from the flow
+teacher should raise the motion column without lowering the category column.
+
+{format_factor_table(summary['rows'])}
 
 Total time {summary['total_seconds']:.0f} s; stages: {', '.join(f'{k} {v:.0f} s' for k, v in summary['stage_seconds'].items())}.
 

@@ -188,3 +188,38 @@ def test_unreadable_video_in_a_worker_stays_a_one_line_user_error(tmp_path):
     with pytest.raises(FlowlessError, match="not a readable video") as info:
         next(iter(torch.utils.data.DataLoader(ds, num_workers=1)))
     assert str(info.value).startswith(f"{bad}: ") and "\n" not in str(info.value)
+
+
+def test_dataloader_workers_do_not_hang_after_the_parent_used_opencv(coded, tmp_path):
+    """Regression: cv2.setNumThreads in a forked worker hung once the parent had used
+    OpenCV's thread pool. Run in a child process with a time limit, as a hang cannot fail."""
+    import dataclasses
+    import subprocess
+    import sys
+
+    records, _ = coded
+    rows = [{**dataclasses.asdict(r), "path": str(r.path)} for r in records]
+    script = tmp_path / "run.py"
+    script.write_text(f"""
+from pathlib import Path
+import cv2, numpy as np, torch
+from flowless.data.annotations import VideoRecord
+from flowless.data.clips import ClipDataset
+from flowless.engine.data import make_loader
+from flowless.engine.distributed import DistEnv
+img = np.random.randint(0, 255, (1080, 1920, 3), np.uint8)
+for _ in range(3):  # start OpenCV's thread pool in the parent
+    cv2.GaussianBlur(cv2.resize(img, (960, 540)), (15, 15), 0)
+records = [VideoRecord(**{{**r, "path": Path(r["path"])}}) for r in {rows!r}]
+ds = ClipDataset(records * 2, clip_len=4, size=8, seed=5)
+raw = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2)
+assert sum(len(b["clip"]) for b in raw) == len(ds)
+env = DistEnv()
+ours = make_loader(ds, 2, env, train=True, seed=0, workers=2)
+assert sum(len(b["clip"]) for b in ours) == len(ds)
+print("ok")
+""")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "ok"

@@ -184,7 +184,7 @@ class ClipDataset(torch.utils.data.Dataset):
         return min(counts)
 
     def __getitem__(self, i: int) -> dict:
-        in_worker = _single_threaded_in_workers()
+        in_worker = _in_worker()
         try:
             return self._train_item(i) if self.mode == "train" else self._test_item(i)
         except FlowlessError as exc:
@@ -267,18 +267,12 @@ class WorkerError(FlowlessError):
         super().__init__(message)
 
 
-_WORKER_THREADS_SET = False
+def _in_worker() -> bool:
+    """True inside a DataLoader worker.
 
-
-def _single_threaded_in_workers() -> bool:
-    """Inside a DataLoader worker, keep OpenCV to one thread (avoids oversubscription and
-    fork-related hangs); the main process is left alone. True inside a worker."""
-    global _WORKER_THREADS_SET
-    if torch.utils.data.get_worker_info() is None:
-        return False
-    if not _WORKER_THREADS_SET:
-        import cv2
-
-        cv2.setNumThreads(1)
-        _WORKER_THREADS_SET = True
-    return True
+    OpenCV's thread count is not touched here: ``cv2.setNumThreads`` in a forked child
+    hangs once the parent has used OpenCV's thread pool (it waits on the parent's threads,
+    which the child does not have). :func:`flowless.engine.data.make_loader` sets it in the
+    parent before the workers are forked instead.
+    """
+    return torch.utils.data.get_worker_info() is not None

@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from flowless.errors import VideoError
 from flowless.io import atomic_path
@@ -163,6 +164,10 @@ def _decode(
     converted (None), which makes reading a clip from the middle of a video cheaper."""
     path = Path(path)
     count = 0
+    # One reformatter per video keeps its colour-conversion context between frames;
+    # ``frame.to_ndarray(format=...)`` builds a new one per frame (measured: 3.0 vs 7.0 ms
+    # for 17 frames of 64x64, identical pixels).
+    reformatter = VideoReformatter()
     try:
         with _open(path) as container:
             stream = container.streams.video[0]
@@ -170,7 +175,7 @@ def _decode(
             for frame in container.decode(stream):
                 img = None
                 if wanted is None or count in wanted:
-                    img = frame.to_ndarray(format="rgb24")
+                    img = reformatter.reformat(frame, format="rgb24").to_ndarray()
                     img = resize_short_side(_apply_rotation(img, _rotation(stream, frame)),
                                             short_side)
                 count += 1

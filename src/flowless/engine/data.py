@@ -95,6 +95,12 @@ def make_loader(dataset: Dataset, batch_size: int, env: DistEnv, *, train: bool,
         sampler = ShardSampler(len(dataset), env.rank, env.world_size)  # type: ignore[arg-type]
     # Training drops a last partial batch of one clip: BatchNorm cannot train on it.
     drop_last = train and len(sampler) % batch_size == 1 and len(sampler) > batch_size
+    if workers > 0:
+        # Forked workers inherit OpenCV's thread count: one thread each (no oversubscription).
+        # It must be set here, in the parent: setting it in a forked child can hang.
+        import cv2
+
+        cv2.setNumThreads(1)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       pin_memory=env.device.type == "cuda", drop_last=drop_last,
                       generator=torch.Generator(), persistent_workers=False)
