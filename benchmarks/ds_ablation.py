@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("demos", nargs="+", type=Path, help="finished `flowless demo` folders")
     p.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    p.add_argument("--out", type=Path, default=Path("runs/ds_ablation.json"),
+                   help="results (JSON with the table)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     import torch
@@ -124,9 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     all_results = {str(d): run(d, args.variants, args.quiet) for d in args.demos}
     text = table(all_results, args.variants)
     print(text)
-    out = args.demos[0].parent / "ds_ablation.json"
-    out.write_text(json.dumps({"results": all_results, "table": text}, indent=1))
-    print(f"results: {out}")
+    from flowless.io import write_json
+
+    write_json(args.out, {"results": all_results, "table": text})
+    print(f"results: {args.out}")
     return 0
 
 
