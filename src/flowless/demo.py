@@ -25,7 +25,7 @@ from flowless.io import atomic_path, writable_dir, write_json, write_text
 
 @dataclass
 class DemoConfig:
-    """Everything the demo does; defaults are the README's main job (about 10 min, 2 cores)."""
+    """Everything the demo does; defaults are the README's main job (about 5 min, 2 cores)."""
 
     out: str = "runs/demo"
     seed: int = 0
