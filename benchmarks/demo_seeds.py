@@ -3,7 +3,8 @@
 Reads ``summary.json`` of finished demo runs (``flowless demo --seed S --out runs/demo_sS``)
 and prints, per method, video top-1 per seed with mean ± sample standard deviation, the
 motion / category accuracy means, the end-to-end time per video, and how many times faster
-the slowest RGB-only row is than the fastest row that needs flow, per seed.
+the slowest RGB-only row is than the fastest row that needs flow, per seed, and on how many
+seeds each of the paper's claims held (:func:`flowless.demo.check_claims`).
 
     python benchmarks/demo_seeds.py runs/demo_s0 runs/demo_s1 runs/demo_s2
 """
@@ -47,7 +48,15 @@ def tables(summaries: list[dict]) -> str:
         fast_flow = min(v["ms_per_video"] for v in r.values() if v["needs_flow"])
         ratios.append(fast_flow / slow_rgb)
     out += ["", "fastest row needing flow / slowest RGB-only row, per seed: "
-            + ", ".join(f"{x:.1f}x" for x in ratios)]
+            + ", ".join(f"{x:.1f}x" for x in ratios), ""]
+    from flowless.demo import check_claims
+
+    per_seed = [check_claims(s["rows"]) for s in summaries]
+    for i, claim in enumerate(per_seed[0]):
+        held = [c[i]["held"] for c in per_seed]
+        out.append(f"- {claim['claim']}: held on {sum(held)} of {len(held)} seeds ("
+                   + "; ".join(f"seed {k}: {c[i]['figures']}" for k, c in zip(seeds, per_seed))
+                   + ")")
     return "\n".join(out)
 
 

@@ -9,7 +9,15 @@ import pytest
 
 from flowless.checkpoint import load_checkpoint
 from flowless.cli import main
-from flowless.demo import METHODS, DemoConfig, factor_accuracy, format_factor_table, format_table
+from flowless.demo import (
+    METHODS,
+    DemoConfig,
+    check_claims,
+    factor_accuracy,
+    format_claims,
+    format_factor_table,
+    format_table,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -85,6 +93,39 @@ def test_factor_accuracy_counts_each_half_of_the_label(tmp_path):
     acc = factor_accuracy(tmp_path, classes)
     # same motion: (0,0) (0,1) (2,3); same category: (0,0) (0,2) (3,1)
     assert acc == {"motion": pytest.approx(3 / 5), "category": pytest.approx(3 / 5)}
+
+
+def test_claims_in_the_report_follow_the_table(quick_demo):
+    summary = json.loads((quick_demo / "summary.json").read_text())
+    rows = {r["method"]: r for r in summary["rows"]}
+    claims = {c["claim"]: c for c in summary["claims"]}
+    assert format_claims(summary["claims"]) in (quick_demo / "report.md").read_text()
+    assert claims["DS beats RGB"]["held"] == (rows["DS"]["top1"] > rows["RGB"]["top1"])
+    assert claims["DS beats MARS"]["held"] == (rows["DS"]["top1"] > rows["MARS"]["top1"])
+    speed = next(c for c in summary["claims"] if c["claim"].startswith("RGB-only"))
+    ratio = (min(r["ms_per_video"] for r in rows.values() if r["needs_flow"])
+             / max(r["ms_per_video"] for r in rows.values() if not r["needs_flow"]))
+    assert speed["held"] == (ratio >= 10) and f"{ratio:.1f}x" in speed["figures"]
+
+
+def _row(method, top1, ms, needs_flow):
+    return {"method": method, "top1": top1, "ms_per_video": ms, "needs_flow": needs_flow}
+
+
+def test_check_claims_on_hand_made_rows():
+    rows = [_row("RGB", 0.70, 10.0, False), _row("Flow", 0.40, 150.0, True),
+            _row("RGB+Flow (attention)", 0.85, 160.0, True), _row("MARS", 0.72, 10.0, False),
+            _row("DS", 0.71, 10.0, False), _row("DS+RGB (attention)", 0.8, 16.0, False)]
+    claims = {c["claim"]: c for c in check_claims(rows)}
+    assert claims["DS beats RGB"]["held"] and "71.0 vs 70.0 (+1.0)" in claims["DS beats RGB"]["figures"]
+    assert not claims["DS beats MARS"]["held"]
+    fusion = next(c for c in claims.values() if c["claim"].startswith("fusion"))
+    assert fusion["held"] and "+15.0 over RGB, +45.0 over Flow" in fusion["figures"]
+    speed = next(c for c in claims.values() if c["claim"].startswith("RGB-only"))
+    assert not speed["held"] and speed["figures"].startswith("9.4x (DS+RGB (attention) 16.0 ms")
+    rows[0]["top1"] = 0.76  # fusion only 9 points above RGB: not held
+    fusion = next(c for c in check_claims(rows) if c["claim"].startswith("fusion"))
+    assert not fusion["held"]
 
 
 def test_predict_accepts_the_demo_checkpoints(quick_demo, capsys):

@@ -297,6 +297,7 @@ def run_demo(cfg: DemoConfig, *, quiet: bool | None = None) -> dict[str, Any]:
     summary = {
         "config": dataclasses.asdict(cfg),
         "rows": rows,
+        "claims": check_claims(rows),
         "stage_seconds": timings,
         "total_seconds": time.perf_counter() - t_start,
         "test_videos": len(index.split("test")),
@@ -312,6 +313,8 @@ def run_demo(cfg: DemoConfig, *, quiet: bool | None = None) -> dict[str, Any]:
     echo(format_table(rows))
     echo("")
     echo(format_factor_table(rows))
+    echo("")
+    echo(format_claims(summary["claims"]))
     echo(f"\nreport: {out / 'report.md'}  (total {summary['total_seconds']:.0f} s)")
     return summary
 
@@ -340,6 +343,48 @@ def format_factor_table(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['method']} | {100 * r['top1']:.1f} | "
                      f"{100 * r['motion_acc']:.1f} | {100 * r['category_acc']:.1f} |")
     return "\n".join(lines)
+
+
+def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The paper's claims, checked on this run's rows: each with ``held`` and its figures.
+
+    - DS beats RGB, and DS beats MARS (video top-1);
+    - fusion exploits both streams: RGB+Flow (attention) at least 10 points above RGB alone
+      and above Flow alone;
+    - the RGB-only rows are at least 10x faster than the rows that need flow (slowest
+      RGB-only row against the fastest row that needs flow).
+    """
+    by = {r["method"]: r for r in rows}
+    top = {m: 100 * r["top1"] for m, r in by.items()}
+    out = []
+    for a, b in (("DS", "RGB"), ("DS", "MARS")):
+        if a in top and b in top:
+            out.append({"claim": f"{a} beats {b}", "held": top[a] > top[b],
+                        "figures": f"{top[a]:.1f} vs {top[b]:.1f} ({top[a] - top[b]:+.1f})"})
+    fused = "RGB+Flow (attention)"
+    if all(m in top for m in (fused, "RGB", "Flow")):
+        gains = (top[fused] - top["RGB"], top[fused] - top["Flow"])
+        out.append({"claim": "fusion exploits both streams (attention >= 10 points above each)",
+                    "held": min(gains) >= 10.0,
+                    "figures": f"{top[fused]:.1f}: {gains[0]:+.1f} over RGB, "
+                               f"{gains[1]:+.1f} over Flow"})
+    rgb_only = [r for r in rows if not r["needs_flow"]]
+    with_flow = [r for r in rows if r["needs_flow"]]
+    if rgb_only and with_flow:
+        slow = max(rgb_only, key=lambda r: r["ms_per_video"])
+        fast = min(with_flow, key=lambda r: r["ms_per_video"])
+        ratio = fast["ms_per_video"] / slow["ms_per_video"]
+        out.append({"claim": "RGB-only rows at least 10x faster than rows that need flow",
+                    "held": ratio >= 10.0,
+                    "figures": f"{ratio:.1f}x ({slow['method']} {slow['ms_per_video']:.1f} ms "
+                               f"vs {fast['method']} {fast['ms_per_video']:.1f} ms)"})
+    return out
+
+
+def format_claims(claims: list[dict[str, Any]]) -> str:
+    """The claims as Markdown list lines."""
+    return "\n".join(f"- {c['claim']}: **{'held' if c['held'] else 'did not hold'}** "
+                     f"({c['figures']})" for c in claims)
 
 
 def plot_curves(runs: Path, names: list[str], path: Path) -> None:
@@ -415,6 +460,10 @@ category (about 50 % here by construction); a student that learns motion from th
 teacher should raise the motion column without lowering the category column.
 
 {format_factor_table(summary['rows'])}
+
+The paper's claims on this run (one run; the README gives the spread over seeds):
+
+{format_claims(summary['claims'])}
 
 Total time {summary['total_seconds']:.0f} s; stages: {', '.join(f'{k} {v:.0f} s' for k, v in summary['stage_seconds'].items())}.
 
