@@ -23,18 +23,21 @@ def _ms(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {sd:.1f}"
 
 
-def tables(summaries: list[dict]) -> str:
-    """Markdown: accuracy per seed and mean ± sd; halves of the label; times."""
+def tables(summaries: list[dict], first: int | None = None) -> str:
+    """Markdown: accuracy per seed and mean ± sd (also over the ``first`` runs when given);
+    halves of the label; times; claims."""
     seeds = [s["config"]["seed"] for s in summaries]
     methods = [r["method"] for r in summaries[0]["rows"]]
     rows = [{r["method"]: r for r in s["rows"]} for s in summaries]
     head = " | ".join(f"seed {k}" for k in seeds)
-    out = [f"| method | needs flow | {head} | mean ± sd |",
-           "|---|---|" + "---:|" * (len(seeds) + 1)]
+    extra = f" mean ± sd (first {first}) |" if first else ""
+    out = [f"| method | needs flow | {head} |{extra} mean ± sd |",
+           "|---|---|" + "---:|" * (len(seeds) + 1 + bool(first))]
     for m in methods:
         top = [100 * r[m]["top1"] for r in rows]
+        part = f" {_ms(top[:first])} |" if first else ""
         out.append(f"| {m} | {'yes' if rows[0][m]['needs_flow'] else 'no'} | "
-                   + " | ".join(f"{v:.1f}" for v in top) + f" | {_ms(top)} |")
+                   + " | ".join(f"{v:.1f}" for v in top) + f" |{part} {_ms(top)} |")
     out += ["", "| method | motion right (%) | category right (%) | ms / video (median per seed) |",
             "|---|---:|---:|---|"]
     for m in methods:
@@ -63,6 +66,7 @@ def tables(summaries: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("demos", nargs="+", type=Path, help="finished `flowless demo` folders")
+    p.add_argument("--first", type=int, help="also give mean ± sd over the first N folders")
     args = p.parse_args(argv)
     summaries = []
     for d in args.demos:
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {path} not found; run `flowless demo --out {d}` first", file=sys.stderr)
             return 2
         summaries.append(json.loads(path.read_text()))
-    print(tables(summaries))
+    print(tables(summaries, args.first))
     return 0
 
 
