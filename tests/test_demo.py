@@ -128,6 +128,11 @@ def test_check_claims_on_hand_made_rows():
     assert not fusion["held"]
 
 
+def test_factor_table_shows_a_dash_when_no_video_was_scored():
+    rows = [{"method": "RGB", "top1": 0.5, "motion_acc": None, "category_acc": None}]
+    assert "| RGB | 50.0 | - | - |" in format_factor_table(rows)
+
+
 def test_predict_accepts_the_demo_checkpoints(quick_demo, capsys):
     summary = json.loads((quick_demo / "summary.json").read_text())
     video = next((quick_demo / "data").glob("*/*.mp4"))

@@ -339,9 +339,12 @@ def format_factor_table(rows: list[dict[str, Any]]) -> str:
     whose predicted class has the right motion, and the right category (colour family)."""
     lines = ["| method | video top-1 (%) | motion right (%) | category right (%) |",
              "|---|---:|---:|---:|"]
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{100 * x:.1f}"
+
     for r in rows:
-        lines.append(f"| {r['method']} | {100 * r['top1']:.1f} | "
-                     f"{100 * r['motion_acc']:.1f} | {100 * r['category_acc']:.1f} |")
+        lines.append(f"| {r['method']} | {pct(r['top1'])} | {pct(r.get('motion_acc'))} | "
+                     f"{pct(r.get('category_acc'))} |")
     return "\n".join(lines)
 
 
