@@ -165,8 +165,9 @@ def factor_accuracy(eval_dir: Path, classes: list[dict[str, Any]]) -> dict[str, 
     """Share of test videos whose predicted class has the right motion, and the right
     category, read from an evaluation's ``predictions.jsonl`` and the dataset's ``synth.json``
     class list. Tells which half of the label a method gets wrong."""
-    rows = [json.loads(line) for line in
-            (eval_dir / "predictions.jsonl").read_text().splitlines() if line.strip()]
+    from flowless.eval.report import read_predictions
+
+    rows = read_predictions(eval_dir / "predictions.jsonl")
     if not rows:
         return {}
     return {f: sum(classes[r["label"]][f] == classes[r["predicted"]][f] for r in rows) / len(rows)
