@@ -106,6 +106,7 @@ def test_claims_in_the_report_follow_the_table(quick_demo):
     ratio = (min(r["ms_per_video"] for r in rows.values() if r["needs_flow"])
              / max(r["ms_per_video"] for r in rows.values() if not r["needs_flow"]))
     assert speed["held"] == (ratio >= 10) and f"{ratio:.1f}x" in speed["figures"]
+    assert speed["value"] == pytest.approx(ratio)
 
 
 def _row(method, top1, ms, needs_flow):
