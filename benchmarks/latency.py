@@ -10,20 +10,16 @@ Same options as ``flowless benchmark``; run it alone on a quiet machine.
 from __future__ import annotations
 
 import argparse
+import sys
 
-from flowless.benchmark import add_arguments, format_results, run_benchmark
-from flowless.io import write_json
+from flowless.cli.benchmark import add_arguments, run
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
-    args = parser.parse_args()
-    results = run_benchmark(args)
-    print(format_results(results))
-    if args.json:
-        write_json(args.json, results)
+    return run(parser.parse_args())
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -5,12 +5,11 @@ Both paths run the real inference pipeline (:func:`flowless.eval.inference.score
 decode, (flow), clips, network, fusion. Speed does not depend on the weights, so randomly
 initialised networks of the requested architecture are used unless checkpoints are
 given, and a test video is generated unless one is given. Threads are set explicitly:
-on a 2-core machine a second job would distort the figures (REFERENCE section 8).
+on a 2-core machine a second job would distort the figures (docs/method.md §8).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import platform
@@ -20,12 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flowless.eval.fusion import fuse
-from flowless.eval.inference import STAGES, StageTimes, score_video
+from flowless.eval.inference import PIPELINE_STAGES, StageTimes, score_video
+from flowless.eval.scoring import fuse
 from flowless.eval.streams import DataSettings, Stream, TorchStream, load_streams
 
-# flow_short_side 256: MARS computes flow after resizing the short side to 256 (REFERENCE
-# section 2), so a flow stream trained on such a store needs flow at that resolution.
+# flow_short_side 256: MARS computes flow after resizing the short side to 256
+# (docs/method.md §2), so a flow stream trained on such a store needs flow at that resolution.
 # frames = k * clip_len + 1: both pipelines then see the same k clips per stream (N frames
 # give N-1 flow fields, and RGB clips are aligned with the flow ones).
 DEFAULTS = {"frames": 65, "resolution": "320x240", "arch": "resnext101", "width": 1.0,
@@ -34,46 +33,37 @@ QUICK = {"frames": 25, "resolution": "64x48", "arch": "resnet10", "width": 0.25,
          "size": 32, "clip_len": 8, "classes": 10, "repeats": 1, "flow_short_side": 32}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``flowless benchmark`` and ``benchmarks/latency.py``."""
-    d = DEFAULTS
-    parser.add_argument("--video", default=None, help="video to time (default: generated)")
-    parser.add_argument("--frames", type=int, default=None,
-                        help=f"frames of the generated video (default {d['frames']})")
-    parser.add_argument("--resolution", default=None, metavar="WxH",
-                        help=f"size of the generated video (default {d['resolution']})")
-    parser.add_argument("--arch", default=None, help=f"network (default {d['arch']})")
-    parser.add_argument("--width", type=float, default=None,
-                        help=f"network width multiplier (default {d['width']})")
-    parser.add_argument("--size", type=int, default=None, help=f"crop size (default {d['size']})")
-    parser.add_argument("--clip-len", type=int, default=None,
-                        help=f"frames per clip (default {d['clip_len']})")
-    parser.add_argument("--classes", type=int, default=None,
-                        help=f"number of classes (default {d['classes']})")
-    parser.add_argument("--short-side", type=int, default=None,
-                        help="RGB frames resized to this short side (default: --size)")
-    parser.add_argument("--flow-short-side", type=int, default=None,
-                        help="flow computed at this short side (default 256 as in MARS; "
-                        "a smaller one is cheaper but must match the flow stream's training)")
-    parser.add_argument("--backends", default="tvl1,dis,farneback",
-                        help="flow backends of the two-stream path (comma-separated)")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help=f"timed runs per pipeline, median reported (default {d['repeats']})")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch and OpenCV threads (default: all available cores)")
-    parser.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
-    parser.add_argument("--rgb", default=None, metavar="CKPT",
-                        help="RGB (distilled) checkpoint instead of a random network")
-    parser.add_argument("--flow", default=None, metavar="CKPT",
-                        help="flow checkpoint instead of a random network")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny settings that run in seconds (a smoke test, not figures)")
-    parser.add_argument("--json", default=None, metavar="OUT", help="write the results as JSON")
+@dataclasses.dataclass(frozen=True)
+class BenchmarkOptions:
+    """Settings of :func:`run_benchmark` (``flowless benchmark`` flags). Fields left None
+    take :data:`DEFAULTS`, or :data:`QUICK` (tiny, seconds) when ``quick`` is set."""
 
+    video: str | Path | None = None  # None: a generated video (frames, resolution)
+    frames: int | None = None
+    resolution: str | None = None  # "WxH"
+    arch: str | None = None
+    width: float | None = None
+    size: int | None = None
+    clip_len: int | None = None
+    classes: int | None = None
+    short_side: int | None = None  # RGB frames resized to this short side (None: size)
+    flow_short_side: int | None = None
+    backends: tuple[str, ...] | str = ("tvl1", "dis", "farneback")  # or "tvl1,dis"
+    repeats: int | None = None
+    threads: int | None = None  # None: all available cores
+    batch_size: int = 8
+    rgb: str | Path | None = None  # RGB checkpoint instead of a random network
+    flow: str | Path | None = None  # flow checkpoint instead of a random network
+    quick: bool = False
 
-def _setting(args: argparse.Namespace, name: str) -> Any:
-    value = getattr(args, name)
-    return value if value is not None else (QUICK if args.quick else DEFAULTS)[name]
+    def resolved(self) -> BenchmarkOptions:
+        """A copy with every preset field (:data:`DEFAULTS` keys) set and ``backends`` a
+        tuple of names (a comma-separated string is split)."""
+        preset = QUICK if self.quick else DEFAULTS
+        unset = {k: v for k, v in preset.items() if getattr(self, k) is None}
+        names = self.backends.split(",") if isinstance(self.backends, str) else self.backends
+        return dataclasses.replace(self, **unset,
+                                   backends=tuple(b.strip() for b in names if b.strip()))
 
 
 def available_cores() -> int:
@@ -112,23 +102,13 @@ def machine_info(threads: int) -> dict[str, Any]:
 
 
 def generate_video(path: Path, frames: int, width: int, height: int) -> Path:
-    """A textured square moving across a textured background (flow has work to do)."""
-    import numpy as np
-
+    """A textured square moving across a scrolling textured background (flow has work)."""
+    from flowless.data.synth_render import moving_square_frames
     from flowless.data.video import write_video
 
-    rng = np.random.default_rng(0)
-    background = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
     side = max(4, min(height, width) // 4)
-    square = rng.integers(0, 255, (side, side, 3), dtype=np.uint8)
-    out = np.empty((frames, height, width, 3), np.uint8)
-    for t in range(frames):
-        img = np.roll(background, t, axis=1)
-        y = (height // 3 + t) % (height - side)
-        x = (2 * t) % (width - side)
-        img[y : y + side, x : x + side] = square
-        out[t] = img
-    write_video(path, out)
+    write_video(path, moving_square_frames(frames, height, width, dx=2, dy=1, seed=0,
+                                           side=side, start=(height // 3, 0), scroll=1))
     return path
 
 
@@ -164,49 +144,48 @@ def time_pipeline(video: Path, streams: list[Stream], *, repeats: int, batch_siz
         clips, frames = sum(scores.clips), scores.frames
     latency = statistics.median(walls)
     return {"latency_s": latency, "min_s": min(walls), "runs": len(walls),
-            "stages_s": {k: statistics.median(s.get(k, 0.0) for s in stages) for k in STAGES},
+            "stages_s": {k: statistics.median(s.get(k, 0.0) for s in stages) for k in PIPELINE_STAGES},
             "videos_per_s": 1.0 / latency, "frames_per_s": frames / latency,
             "clips": clips, "clips_per_s": clips / latency, "frames": frames}
 
 
-def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
+def run_benchmark(options: BenchmarkOptions) -> dict[str, Any]:
     """Time (a) RGB-only and (b) two-stream per flow backend; return a results dict."""
     import torch
 
     from flowless.models import count_parameters
 
-    threads = args.threads or available_cores()
+    o = options.resolved()
+    threads = o.threads or available_cores()
     set_threads(threads)
     torch.set_flush_denormal(True)
-    size, clip_len = _setting(args, "size"), _setting(args, "clip_len")
-    short = args.short_side or size
-    data = DataSettings(clip_len=clip_len, size=size, stride=1, short_side=short,
-                        flow_backend="tvl1", flow_short_side=_setting(args, "flow_short_side"))
-    arch, width, classes = _setting(args, "arch"), _setting(args, "width"), _setting(args, "classes")
-    rgb = load_streams([args.rgb])[0][0] if args.rgb else \
-        random_stream(arch, width, classes, "rgb", data)
-    if args.flow:
-        flow = load_streams([args.flow])[0][0]
+    data = DataSettings(clip_len=o.clip_len, size=o.size, stride=1,
+                        short_side=o.short_side or o.size, flow_backend="tvl1",
+                        flow_short_side=o.flow_short_side)
+    rgb = load_streams([o.rgb])[0][0] if o.rgb else \
+        random_stream(o.arch, o.width, o.classes, "rgb", data)
+    if o.flow:
+        flow = load_streams([o.flow])[0][0]
     else:
-        config = getattr(getattr(rgb, "module", None), "config", None) if args.rgb else None
+        config = getattr(getattr(rgb, "module", None), "config", None) if o.rgb else None
         flow_data = dataclasses.replace(rgb.data, flow_short_side=data.flow_short_side)
-        flow = random_stream(arch, width, classes, "flow", flow_data, config)
+        flow = random_stream(o.arch, o.width, o.classes, "flow", flow_data, config)
     tmp = None
-    if args.video:
-        video = Path(args.video)
+    if o.video:
+        video = Path(o.video)
     else:
         tmp = tempfile.TemporaryDirectory(prefix="flowless-bench-")
-        w, h = (int(v) for v in str(_setting(args, "resolution")).lower().split("x"))
-        video = generate_video(Path(tmp.name) / "bench.mp4", _setting(args, "frames"), w, h)
+        w, h = (int(v) for v in str(o.resolution).lower().split("x"))
+        video = generate_video(Path(tmp.name) / "bench.mp4", o.frames, w, h)
     try:
         from flowless.data.video import probe
 
         info = probe(video)
-        repeats, bs = _setting(args, "repeats"), args.batch_size
+        repeats, bs = o.repeats, o.batch_size
         time_pipeline(video, [rgb], repeats=1, batch_size=bs)  # warm-up (allocator, decoder)
         rows = [{"pipeline": "rgb-only", "backend": None,
                  **time_pipeline(video, [rgb], repeats=repeats, batch_size=bs)}]
-        for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+        for backend in o.backends:
             row = time_pipeline(video, [rgb, flow], repeats=repeats, batch_size=bs,
                                 flow_backend=backend)
             rows.append({"pipeline": "two-stream", "backend": backend, **row})
@@ -219,15 +198,15 @@ def run_benchmark(args: argparse.Namespace) -> dict[str, Any]:
     module = getattr(rgb, "module", None)
     return {
         "machine": machine_info(threads),
-        "video": {"path": str(args.video or "generated"), "width": info.width,
+        "video": {"path": str(o.video or "generated"), "width": info.width,
                   "height": info.height, "frames": rows[0]["frames"]},
-        "network": {"arch": getattr(module, "config", {}).get("arch", arch),
-                    "width": getattr(module, "config", {}).get("width", width),
+        "network": {"arch": getattr(module, "config", {}).get("arch", o.arch),
+                    "width": getattr(module, "config", {}).get("width", o.width),
                     "params_rgb": count_parameters(module) if module is not None else None,
                     "clip": [rgb.data.clip_len, rgb.data.size, rgb.data.size],
                     "short_side": rgb.data.short_side,
                     "flow_short_side": flow.data.flow_short_side,
-                    "weights": "checkpoint" if args.rgb else "random"},
+                    "weights": "checkpoint" if o.rgb else "random"},
         "rows": rows,
     }
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from flowless.errors import ConfigError
-from flowless.eval.fusion import FUSION_RULES, AttentionRule, fusion_probs, softmax
+from flowless.eval.scoring import FUSION_RULES, AttentionRule, fusion_probs, softmax
 from flowless.eval.inference import StageTimes, score_video
 from flowless.eval.report import top_entries
-from flowless.eval.streams import Stream, check_classes, load_streams
+from flowless.eval.streams import Stream, load_streams
 
 
 def load_predictors(
@@ -26,25 +26,10 @@ def load_predictors(
     fusion: str | None = None,
 ) -> tuple[list[Stream], str | AttentionRule | None]:
     """Streams from checkpoints (and a fusion checkpoint) plus ONNX models, and the rule."""
-    streams: list[Stream] = []
-    rule: str | AttentionRule | None = None
-    if checkpoints:
-        streams, rule = load_streams(checkpoints, fusion)
-    elif fusion is not None and fusion not in FUSION_RULES:
-        streams, rule = load_streams([], fusion)
-    if onnx:
-        from flowless.export import load_onnx_stream
-
-        if isinstance(rule, AttentionRule):
-            raise ConfigError("--onnx models cannot join an attention fusion checkpoint; "
-                              "use a fusion rule (e.g. --fusion logprob-sum)")
-        streams += [load_onnx_stream(p) for p in onnx]
-        check_classes(streams)
-    if not streams:
+    paths = [*checkpoints, *onnx]
+    if not paths and (fusion is None or fusion in FUSION_RULES):
         raise ConfigError("give at least one checkpoint or --onnx model")
-    if len(streams) > 1 and rule is None:
-        rule = fusion if fusion in FUSION_RULES else "softmax-mean"
-    return streams, rule
+    return load_streams(paths, fusion)
 
 
 def predict(
@@ -80,8 +65,9 @@ def predict(
         "protocol": protocol,
         "fusion": rule_name,
         "top": top_entries(probs, classes, topk),
-        "streams": [{**s.describe(), "clips": n, "top": top_entries(softmax(z), classes, topk)}
-                    for s, z, n in zip(streams, scores.logits, scores.clips)],
+        "streams": [{**s.describe(), "clips": n, "flow": flow,
+                     "top": top_entries(softmax(z), classes, topk)}
+                    for s, z, n, flow in zip(streams, scores.logits, scores.clips, scores.flow)],
         "seconds": {"load": load_s, **times.seconds, "total": wall},
     }
 

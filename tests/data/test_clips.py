@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from flowless.data.annotations import VideoRecord, load_index
-from flowless.data.clips import ClipDataset, clip_starts, record_clips, video_clips
+from flowless.data.clips import ClipDataset, record_clips, video_clips
+from flowless.data.plan import ClipPlan
 from flowless.data.transforms import FLOW_MEAN, RGB_MEAN
 from flowless.data.video import write_video
 from flowless.errors import ConfigError
@@ -64,11 +65,11 @@ def decode_item(item: dict) -> dict:
 
 
 def test_clip_starts_by_hand():
-    assert clip_starts(40, 16) == [0, 16]
-    assert clip_starts(10, 16) == [0]  # shorter than a clip: one looped clip
-    assert clip_starts(64, 16, stride=2) == [0, 32]
-    assert clip_starts(100, 16, protocol="10x3") == [4, 12, 21, 29, 38, 46, 55, 63, 72, 80]
-    assert clip_starts(5, 16, protocol="10x3") == [0] * 10
+    assert ClipPlan(16).starts(40) == [0, 16]
+    assert ClipPlan(16).starts(10) == [0]  # shorter than a clip: one looped clip
+    assert ClipPlan(16, stride=2).starts(64) == [0, 32]
+    assert ClipPlan(16, protocol="10x3").starts(100) == [4, 12, 21, 29, 38, 46, 55, 63, 72, 80]
+    assert ClipPlan(16, protocol="10x3").starts(5) == [0] * 10
 
 
 def test_video_clips_shapes_and_values():

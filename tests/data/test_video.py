@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flowless.data.plan import ClipPlan
 from flowless.data.video import (
-    clip_indices,
     count_frames,
     probe,
     read_clip,
@@ -42,7 +42,7 @@ def test_clip_loops_short_video(make_video):
     path = make_video(num_frames=5)
     clip = read_clip(path, start=3, length=8)
     assert clip.shape[0] == 8
-    assert list(clip_indices(5, 3, 8)) == [3, 4, 0, 1, 2, 3, 4, 0]
+    assert list(ClipPlan(8).indices(5, 3)) == [3, 4, 0, 1, 2, 3, 4, 0]
 
 
 @pytest.mark.parametrize(

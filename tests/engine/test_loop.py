@@ -14,7 +14,7 @@ from torch import nn
 from flowless.config import OptimConfig
 from flowless.engine.data import ShardSampler, dataset_stream
 from flowless.engine.distributed import DistEnv
-from flowless.engine.loop import Distiller, StepOptions, Taps, train_epoch, validate
+from flowless.engine.loop import Distiller, StepOptions, Taps, train_epoch, val_epoch
 from flowless.engine.metrics import MetricsLog, format_record, read_metrics
 from flowless.engine.optim import Schedule, build_optimizer, freeze_until, stage_of
 from flowless.engine.state import rng_state, set_rng_state
@@ -89,7 +89,7 @@ def test_validate_clip_and_video_accuracy_match_a_direct_computation():
     torch.manual_seed(1)
     net = TinyNet().eval()
     data = toy_batches(3, bs=6, seed=4)
-    got = validate(Taps(net), data, CPU, ENV, num_videos=9, num_classes=2)
+    got = val_epoch(Taps(net), data, CPU, ENV, num_videos=9, num_classes=2)
     x = torch.cat([b["clip"] for b in data])
     y = torch.cat([b["label"] for b in data])
     v = torch.cat([b["video"] for b in data])

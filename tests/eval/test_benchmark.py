@@ -38,3 +38,22 @@ def test_benchmark_uses_given_checkpoint_and_video(tmp_path, make_video, ckpts, 
     res = json.loads(out.read_text())
     assert res["network"]["weights"] == "checkpoint" and res["network"]["clip"] == [8, 32, 32]
     assert res["video"]["frames"] == 9 and res["video"]["width"] == 64
+
+
+def test_options_resolve_presets_and_map_every_flag():
+    import argparse
+
+    from flowless.benchmark import DEFAULTS, QUICK, BenchmarkOptions
+    from flowless.cli.benchmark import add_arguments, options
+
+    quick = BenchmarkOptions(quick=True, frames=17, backends=" dis, ,farneback").resolved()
+    assert quick.frames == 17 and quick.arch == QUICK["arch"] and quick.size == QUICK["size"]
+    assert quick.backends == ("dis", "farneback") and quick.batch_size == 8
+    full = BenchmarkOptions().resolved()
+    assert {k: getattr(full, k) for k in DEFAULTS} == DEFAULTS
+    assert full.backends == ("tvl1", "dis", "farneback")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    opts = options(parser.parse_args(["--quick", "--clip-len", "4", "--backends", "dis"]))
+    assert opts == BenchmarkOptions(quick=True, clip_len=4, backends="dis")
+    assert options(parser.parse_args([])).resolved() == full

@@ -10,14 +10,8 @@ from evalkit import CLASSES, DATA
 from flowless.cli import main
 from flowless.errors import CheckpointError
 from flowless.eval import load_streams
-from flowless.export import (
-    META_KEY,
-    ExportMismatchError,
-    export_onnx,
-    load_onnx_stream,
-    random_clips,
-    verify_onnx,
-)
+from flowless.eval.onnx import META_KEY, load_onnx_stream
+from flowless.export import ExportMismatchError, export_onnx, random_clips, verify_onnx
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from flowless.eval.fusion import FUSION_RULES, fuse, log_softmax, softmax
+from flowless.eval.scoring import FUSION_RULES, fuse, log_softmax, softmax
 from flowless.eval.metrics import (
     confusion_matrix,
     mean_class_accuracy,
@@ -115,7 +115,7 @@ def test_fusion_rules_against_hand_computation():
 
 
 def test_rules_disagree_when_one_stream_is_confidently_wrong():
-    # REFERENCE section 8: a confidently wrong stream wins a softmax mean but not a
+    # docs/method.md §8: a confidently wrong stream wins a softmax mean but not a
     # log-prob sum when the other stream is sure it is impossible.
     right = np.array([2.0, -8.0, 1.6])  # p = [0.6, 3e-5, 0.4]
     wrong = np.array([4.0, 9.0, 0.0])  # p = [0.007, 0.993, 1e-4]

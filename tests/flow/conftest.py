@@ -7,18 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flowless.data.synth_render import moving_square_frames
 from flowless.data.video import write_video
-
-
-def moving_square_frames(num_frames: int, height: int, width: int, dx: int = 2, dy: int = 0,
-                         seed: int = 0) -> np.ndarray:
-    """A textured 16 px square moving (dx, dy) px per frame on a grey background."""
-    texture = np.random.default_rng(seed).integers(0, 255, (16, 16, 3), dtype=np.uint8)
-    frames = np.full((num_frames, height, width, 3), 96, np.uint8)
-    for t in range(num_frames):
-        y, x = (height // 2 - 8 + dy * t) % (height - 16), (width // 2 - 8 + dx * t) % (width - 16)
-        frames[t, y:y + 16, x:x + 16] = texture
-    return frames
 
 
 def write_videos(root: Path, count: int = 4, num_frames: int = 8, height: int = 48,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flowless.cli import main
-from flowless.cli.flow import discover_videos
+from flowless.data.discover import discover_videos
 from flowless.errors import FlowError
 from flowless.flow import read_manifest, store_keys
 

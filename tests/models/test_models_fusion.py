@@ -1,4 +1,4 @@
-"""Attention fusion (REFERENCE section 4) and the averaging baselines."""
+"""Attention fusion (docs/method.md §4) and the averaging baselines."""
 
 from __future__ import annotations
 

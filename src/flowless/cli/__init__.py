@@ -46,12 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS:
-        try:
-            module = importlib.import_module(f"flowless.cli.{module_name}")
-        except ModuleNotFoundError as exc:  # a command not built yet
-            if exc.name != f"flowless.cli.{module_name}":
-                raise
-            continue
+        module = importlib.import_module(f"flowless.cli.{module_name}")
         p = module.add_parser(sub, name)
         _common(p)
         p.set_defaults(_run=module.run)

@@ -9,7 +9,6 @@ mmaction2 JPEG layouts.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -76,66 +75,8 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     return p
 
 
-def discover_videos(input_path: Path, fmt: str | None = None, split: int = 1,
-                    annotations: Path | None = None) -> list[tuple[str, Path]]:
-    """(key, path) of every video named by INPUT (dataset root, folder, list file or one
-    video file, whose key is its name without extension)."""
-    from flowless.data.video import VIDEO_EXTENSIONS
-    from flowless.errors import FlowError
-
-    if fmt:
-        from flowless.data.annotations import load_index
-
-        index = load_index(input_path, fmt, split=split, annotations=annotations)
-        return [(r.key, Path(r.path)) for r in index.records]
-    if input_path.is_dir():
-        videos = []
-        for path in sorted(input_path.rglob("*")):
-            rel = path.relative_to(input_path)
-            if any(part.startswith(".") for part in rel.parts):
-                continue
-            if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
-                videos.append((rel.with_suffix("").as_posix(), path))
-        if not videos:
-            raise FlowError(f"{input_path}: no video files ({', '.join(VIDEO_EXTENSIONS)}) "
-                            "found; pass a dataset root with --format or a list file")
-        return videos
-    if input_path.is_file() and input_path.suffix.lower() in VIDEO_EXTENSIONS:
-        return [(input_path.stem, input_path)]  # one video (a readable one or not)
-    if input_path.is_file():
-        return _read_list(input_path)
-    raise FlowError(f"{input_path}: not found; pass a folder of videos, a dataset root or a "
-                    ".txt list of video paths")
-
-
-def _read_list(list_file: Path) -> list[tuple[str, Path]]:
-    """Paths one per line (an optional trailing integer label is ignored; '#' comments)."""
-    from flowless.errors import AnnotationError
-
-    try:
-        lines = list_file.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise AnnotationError(list_file, None, "not UTF-8 text; save the list as UTF-8") from exc
-    base = list_file.resolve().parent
-    paths = []
-    for line in lines:
-        text = line.strip()
-        if not text or text.startswith("#"):
-            continue
-        path = Path(text)
-        head, _, tail = text.rpartition(" ")
-        if not (base / path).exists() and head and tail.lstrip("-").isdigit():
-            path = Path(head.strip())  # "<path> <label>" lines as in UCF101 lists
-        paths.append(path if path.is_absolute() else base / path)
-    if not paths:
-        raise AnnotationError(list_file, None, "lists no videos; write one video path per line")
-    absolute = [Path(os.path.abspath(p)) for p in paths]
-    inside = all(p.is_relative_to(base) for p in absolute)
-    root = base if inside else Path(os.path.commonpath([p.parent for p in absolute]))
-    return [(p.relative_to(root).with_suffix("").as_posix(), p) for p in absolute]
-
-
 def run(args: argparse.Namespace) -> int:
+    from flowless.data.discover import discover_videos
     from flowless.flow import export_jpg, extract_flow, import_jpg, parse_shard
     from flowless.flow.backends import parse_param_args
 

@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
 
 def run(args: argparse.Namespace) -> int:
     from flowless.errors import ConfigError
-    from flowless.eval.fusion import FUSION_RULES
+    from flowless.eval.scoring import FUSION_RULES
     from flowless.predict import format_prediction, predict
 
     *checkpoints, video = args.inputs

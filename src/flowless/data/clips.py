@@ -1,11 +1,11 @@
-"""Clip sampling and the clip dataset (decoded on the fly; no JPEG frames on disk).
+"""The clip dataset (decoded on the fly; no JPEG frames on disk), cut by a :class:`ClipPlan`.
 
 Training (MARS): one clip per video per epoch: a random start, ``clip_len`` frames every
 ``stride`` frames, one multi-scale corner crop and a coin-flip horizontal flip, all drawn
 from ``(seed, epoch, index)`` so a run is reproducible and resumable with any number of
-DataLoader workers. Test: ``mars`` = every non-overlapping clip, centre crop; ``10x3`` = ten
-uniformly spaced clips x three crops. RGB frames ``t..t+L-1`` pair with flow fields
-``t..t+L-1`` (a video of N frames has N-1 fields), and both get the same crop and flip.
+DataLoader workers. Test: the clips and crops of the plan's protocol. RGB frames
+``t..t+L-1`` pair with flow fields ``t..t+L-1`` (a video of N frames has N-1 fields), and
+both get the same crop and flip.
 """
 
 from __future__ import annotations
@@ -17,40 +17,12 @@ import numpy as np
 import torch
 
 from flowless.data.annotations import VideoRecord
-from flowless.data.transforms import (
-    Crop,
-    flow_to_hwc,
-    random_crop,
-    square_crop,
-    three_crops,
-    transform_clip,
-)
-from flowless.data.video import clip_indices, count_frames, read_frames, read_video
+from flowless.data.plan import ClipPlan
+from flowless.data.transforms import Crop, flow_to_hwc, random_crop, transform_clip
+from flowless.data.video import count_frames, read_frames, read_video
 from flowless.errors import ConfigError, FlowlessError
 
 STREAMS = ("rgb", "flow", "rgbflow")
-PROTOCOLS = ("mars", "10x3")
-TEN_CLIPS = 10
-
-
-def clip_starts(
-    num_frames: int, clip_len: int, stride: int = 1, protocol: str = "mars"
-) -> list[int]:
-    """Test-time clip start frames. ``mars``: every non-overlapping clip (one looped clip
-    when the video is shorter); ``10x3``: ten clips spread evenly (mmaction2 offsets)."""
-    span = (clip_len - 1) * stride + 1
-    if protocol == "mars":
-        count = max(1, (num_frames - span) // (clip_len * stride) + 1) if num_frames >= span else 1
-        return [i * clip_len * stride for i in range(count)]
-    if protocol == "10x3":
-        room = max(0, num_frames - span + 1)
-        return [int(room * (i + 0.5) / TEN_CLIPS) for i in range(TEN_CLIPS)]
-    raise ConfigError(f"unknown test protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
-
-
-def eval_crops(height: int, width: int, protocol: str) -> list[Crop]:
-    """Spatial crops of a test protocol: the short-side centre square, or three squares."""
-    return [square_crop(height, width)] if protocol == "mars" else three_crops(height, width)
 
 
 def video_clips(
@@ -62,20 +34,8 @@ def video_clips(
     protocol: str = "mars",
     length: int | None = None,
 ) -> torch.Tensor:
-    """All test clips of one video: float (N, C, clip_len, size, size).
-
-    ``frames``: uint8 RGB (T, H, W, 3) or flow (T, 2, H, W). ``length`` limits sampling to
-    the first ``length`` frames: pass ``min(len(rgb), len(flow))`` to both streams so their
-    clips start on the same frames. ``10x3`` orders clips clip-major (c0 x 3 crops, c1, ...).
-    """
-    hwc = flow_to_hwc(frames) if kind == "flow" else frames
-    total = len(hwc) if length is None else min(length, len(hwc))
-    crops = eval_crops(hwc.shape[1], hwc.shape[2], protocol)
-    out = []
-    for start in clip_starts(total, clip_len, stride, protocol):
-        clip = hwc[clip_indices(total, start, clip_len, stride)]
-        out += [transform_clip(clip, kind, crop, size) for crop in crops]
-    return torch.stack(out)
+    """All test clips of one video (see :meth:`ClipPlan.clips`): float (N, C, L, S, S)."""
+    return ClipPlan(clip_len, stride, protocol).clips(frames, kind, size, length)
 
 
 def load_frames(
@@ -142,11 +102,9 @@ class ClipDataset(torch.utils.data.Dataset):
             raise ConfigError(f"unknown stream {stream!r}; use one of {', '.join(STREAMS)}")
         if mode not in ("train", "test"):
             raise ConfigError(f"unknown mode {mode!r}; use 'train' or 'test'")
-        if protocol not in PROTOCOLS:
-            raise ConfigError(f"unknown test protocol {protocol!r}; use one of "
-                              f"{', '.join(PROTOCOLS)}")
-        if clip_len < 1 or size < 1 or stride < 1:
+        if size < 1:
             raise ConfigError("clip_len, size and stride must be positive")
+        self.plan = ClipPlan(clip_len, stride, protocol)
         self.records = list(records)
         self.stream, self.mode, self.protocol = stream, mode, protocol
         self.inputs = {"rgb": ("rgb",), "flow": ("flow",), "rgbflow": ("rgb", "flow")}[stream]
@@ -158,10 +116,9 @@ class ClipDataset(torch.utils.data.Dataset):
         self.num_clips_per_video: list[int] = []
         self.items: list[tuple[int, int, int]] = []  # test: (video, clip, crop)
         if mode == "test":
-            crops = 1 if protocol == "mars" else 3
+            crops = self.plan.num_crops
             for v in range(len(self.records)):
-                clips = (len(clip_starts(self.num_frames(v), clip_len, stride, protocol))
-                         if protocol == "mars" else TEN_CLIPS)
+                clips = len(self.plan.starts(self.num_frames(v)))
                 self.num_clips_per_video.append(clips * crops)
                 self.items += [(v, c, k) for c in range(clips) for k in range(crops)]
 
@@ -196,9 +153,7 @@ class ClipDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([x % 2**64 for x in (self.seed, self.epoch, i)])
         rec = self.records[i]
         total = self.num_frames(i)
-        span = (self.clip_len - 1) * self.stride + 1
-        start = int(rng.integers(0, max(1, total - span + 1)))
-        idx = clip_indices(total, start, self.clip_len, self.stride)
+        idx = self.plan.indices(total, self.plan.train_start(total, rng))
         arrays = {k: self._read(rec, k, idx) for k in self.inputs}
         ref = arrays[self.inputs[0]]
         crop = random_crop(ref.shape[1], ref.shape[2], rng)
@@ -228,13 +183,9 @@ class ClipDataset(torch.utils.data.Dataset):
                                for kind, a in whole.items()})
         arrays = self._cache[1]
         total = min(len(a) for a in arrays.values())
-        if self.protocol == "mars":
-            start = c * self.clip_len * self.stride  # wraps if the decoded video is shorter
-        else:
-            start = clip_starts(total, self.clip_len, self.stride, self.protocol)[c]
-        idx = clip_indices(total, start, self.clip_len, self.stride)
+        idx = self.plan.indices(total, self.plan.start(c, total))
         ref = arrays[self.inputs[0]]
-        crop = eval_crops(ref.shape[1], ref.shape[2], self.protocol)[k]
+        crop = self.plan.crops(ref.shape[1], ref.shape[2])[k]
         item = self._item(v, {kind: a[idx] for kind, a in arrays.items()}, crop, False)
         item.update(clip_index=c, crop=k)
         return item

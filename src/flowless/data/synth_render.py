@@ -4,6 +4,9 @@ Layers, back to front: a desaturated smooth-noise background that drifts, distra
 objects, then the class object(s). The camera jitters every frame and pixel noise is
 added last. Object colours are set at a random grey level (luma), so the grey image that
 optical flow sees carries no trace of the colour family.
+
+:func:`moving_square_frames` renders the much simpler video of the tests and of
+``flowless benchmark``: one textured square moving at a constant speed.
 """
 
 from __future__ import annotations
@@ -240,3 +243,29 @@ def render(cfg: SynthConfig, spec: VideoSpec) -> np.ndarray:
             frame = frame * (1.0 - w[..., 3:]) + w[..., :3]
         video[t] = np.clip((frame + noise[t]) * 255.0 + 0.5, 0, 255).astype(np.uint8)
     return video
+
+
+# ----------------------------------------------------------------------------- moving square
+def moving_square_frames(num_frames: int = 8, height: int = 48, width: int = 64, dx: int = 2,
+                         dy: int = 0, seed: int = 0, *, side: int = 16,
+                         start: tuple[int, int] | None = None,
+                         scroll: int | None = None) -> np.ndarray:
+    """uint8 RGB frames (T, H, W, 3) of a random-texture square of ``side`` px moving
+    (dx, dy) px per frame from ``start`` (y, x; default centred), wrapping at the borders.
+
+    The background is flat grey (96), or with ``scroll`` a random texture shifting
+    ``scroll`` px right per frame. A pure function of its arguments.
+    """
+    rng = np.random.default_rng(seed)
+    background = None
+    if scroll is not None:  # drawn before the square: the benchmark video depends on it
+        background = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    square = rng.integers(0, 255, (side, side, 3), dtype=np.uint8)
+    y0, x0 = start if start is not None else (height // 2 - side // 2, width // 2 - side // 2)
+    frames = np.full((num_frames, height, width, 3), 96, np.uint8)
+    for t in range(num_frames):
+        if background is not None:
+            frames[t] = np.roll(background, scroll * t, axis=1)
+        y, x = (y0 + dy * t) % (height - side), (x0 + dx * t) % (width - side)
+        frames[t, y : y + side, x : x + side] = square
+    return frames

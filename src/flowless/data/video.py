@@ -197,14 +197,6 @@ def read_video(path: str | Path, short_side: int | None = None) -> np.ndarray:
     return np.stack(list(iter_frames(path, short_side)))
 
 
-def clip_indices(num_frames: int, start: int, length: int, stride: int = 1) -> np.ndarray:
-    """Frame indices of a clip; a video shorter than the clip is looped (as in MARS)."""
-    if num_frames <= 0:
-        raise ValueError("num_frames must be positive")
-    idx = start + stride * np.arange(length)
-    return idx % num_frames
-
-
 def read_frames(
     path: str | Path, indices: np.ndarray | list[int], short_side: int | None = None
 ) -> np.ndarray:

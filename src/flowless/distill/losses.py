@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-TAPS = ("stem", "layer1", "layer2", "layer3", "layer4", "pool")
+from flowless.models.resnet3d import TAPS
 
 
 def _as_maps(x: torch.Tensor) -> torch.Tensor:
@@ -42,7 +42,7 @@ def relation_terms(
     teacher_taps: Mapping[str, torch.Tensor],
     taps: Sequence[str] = TAPS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L_gram, L_feat): mean over taps of mean|G_s - G_t| and of mean|F_s - F_t| (REFERENCE 3)."""
+    """(L_gram, L_feat): tap means of mean|G_s - G_t| and mean|F_s - F_t| (docs/method.md §3)."""
     if not taps:
         raise ValueError("relation loss needs at least one tap")
     grams, feats = [], []

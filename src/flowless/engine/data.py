@@ -118,16 +118,16 @@ def set_epoch(loader: DataLoader, epoch: int, seed: int) -> None:
 
 
 def data_settings(data: DataConfig) -> dict[str, Any]:
-    """The "data" entry of a stream checkpoint (what a clip looked like in training)."""
+    """The "data" entry of a stream checkpoint (what a clip looked like in training).
+
+    The flow settings come from the store's manifest unless the config names them; an
+    unreadable manifest is an error (a stream must not record the wrong flow backend)."""
+    from flowless.flow.store import read_manifest
+
     backend, flow_short = data.flow_backend, data.flow_short_side
     params: dict[str, Any] = {}
     if data.flow_root:
-        try:
-            from flowless.flow.store import read_manifest
-
-            manifest = read_manifest(data.flow_root) or {}
-        except Exception:  # noqa: BLE001 - a missing/odd manifest only loses metadata
-            manifest = {}
+        manifest = read_manifest(data.flow_root) or {}
         if backend is None or backend == manifest.get("backend"):
             params = dict(manifest.get("params") or {})  # e.g. a faster TV-L1 preset
         backend = backend if backend is not None else manifest.get("backend")

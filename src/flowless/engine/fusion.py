@@ -3,7 +3,7 @@
 The streams are frozen, so each clip's logits are computed once (``train_views`` augmented
 clips per training video, every test clip of every validation video) and the fusion is
 trained on those cached logits: a few seconds even for UCF101-sized sets. As at test time
-(REFERENCE section 4), validation fuses each stream's video-averaged logits. The learned
+(docs/method.md §4), validation fuses each stream's video-averaged logits. The learned
 per-stream weights are logged every epoch (they can saturate at 1).
 """
 
@@ -18,68 +18,65 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from flowless.checkpoint import load_checkpoint, save_checkpoint
-from flowless.config import FusionConfig, save_yaml, to_dict, validate
+from flowless.checkpoint import save_checkpoint
+from flowless.config import DataConfig, FusionConfig, save_yaml, to_dict, validate
 from flowless.engine import data as rundata
 from flowless.engine.distributed import DistEnv, resolve_device
 from flowless.engine.metrics import MetricsLog
 from flowless.engine.state import BEST, LAST, epoch_seed, seed_everything
-from flowless.errors import CheckpointError, ConfigError
+from flowless.errors import ConfigError
+from flowless.eval.scoring import video_mean
+from flowless.eval.streams import TorchStream, load_streams
 from flowless.io import writable_dir
 from flowless.progress import progress
 
 CLIP_KEYS = ("clip_len", "size", "stride", "short_side")
+Logits = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (N, S, K), labels (N,), videos (N,)
 
 
-@dataclasses.dataclass
-class Stream:
-    path: Path
-    net: torch.nn.Module
-    input: str
-    name: str
-    classes: list[str]
-    data: dict[str, Any]
-
-
-def load_streams(paths: list[str], device: torch.device) -> list[Stream]:
-    """Frozen stream networks with their input kind; classes and clip settings must agree."""
-    from flowless.models import model_from_checkpoint
-
-    streams = []
-    for p in paths:
-        ckpt = load_checkpoint(p)
-        if ckpt.get("format") != "flowless" or ckpt.get("kind", "stream") != "stream":
-            raise CheckpointError(f"{p}: not a flowless stream checkpoint; pass the best.pt of "
-                                  "`flowless train` runs")
-        net = model_from_checkpoint(ckpt, source=p).to(device).eval()
-        for q in net.parameters():
-            q.requires_grad_(False)
-        streams.append(Stream(Path(os.path.abspath(p)), net, str(ckpt.get("input", "rgb")),
-                              str(ckpt.get("stream", ckpt.get("input", "?"))),
-                              list(ckpt.get("classes", [])), dict(ckpt.get("data") or {})))
+def frozen_streams(paths: list[str], device: torch.device) -> list[TorchStream]:
+    """Frozen stream networks on ``device``; classes and clip settings must agree."""
+    streams, _ = load_streams(paths, device=device)
     first = streams[0]
+    for s in streams:
+        if not isinstance(s, TorchStream):
+            raise ConfigError(f"{s.source}: train-fusion takes stream checkpoints, not ONNX "
+                              "models; pass the best.pt of `flowless train` runs")
     for s in streams[1:]:
-        if s.classes != first.classes:
-            raise ConfigError(f"{s.path}: its classes differ from {first.path}'s; fuse streams "
-                              "trained on the same dataset")
-        diff = [k for k in CLIP_KEYS if s.data.get(k) != first.data.get(k)]
+        diff = [k for k in CLIP_KEYS if getattr(s.data, k) != getattr(first.data, k)]
         if diff:
-            raise ConfigError(f"{s.path}: clip settings {', '.join(diff)} differ from "
-                              f"{first.path}'s ({', '.join(f'{k}={first.data.get(k)}' for k in diff)});"
-                              " fuse streams trained on the same clips")
-    return streams
+            shown = ", ".join(f"{k}={getattr(first.data, k)}" for k in diff)
+            raise ConfigError(f"{s.source}: clip settings {', '.join(diff)} differ from "
+                              f"{first.source}'s ({shown}); fuse streams trained on the same "
+                              "clips")
+    return streams  # type: ignore[return-value]
+
+
+def clip_data(cfg: FusionConfig, stream: TorchStream) -> DataConfig:
+    """The data config of a fusion run: the dataset of ``cfg``, the clips of the streams.
+
+    Clip settings come from the stream checkpoints; one set to another value in ``cfg``
+    is refused rather than silently replaced."""
+    default = DataConfig()
+    for k in CLIP_KEYS:
+        mine, theirs = getattr(cfg.data, k), getattr(stream.data, k)
+        if mine != getattr(default, k) and mine != theirs:
+            raise ConfigError(f"data.{k}: train-fusion takes clip settings from the stream "
+                              f"checkpoints ({k}={theirs} in {stream.source}); drop data.{k}")
+    return dataclasses.replace(cfg.data, **{k: getattr(stream.data, k) for k in CLIP_KEYS
+                                            if getattr(stream.data, k) is not None})
 
 
 @torch.no_grad()
-def stream_logits(streams: list[Stream], loader: Any, device: torch.device, desc: str,
-                  quiet: bool | None, total: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def stream_logits(streams: list[TorchStream], loader: Any, desc: str, quiet: bool | None,
+                  total: int) -> Logits:
     """(logits (N, S, K), labels (N,), video ids (N,)) of every item of ``loader``."""
     out, labels, videos = [], [], []
-    keys = {"rgb": "clip", "flow": "flow"} if any(s.input == "rgb" for s in streams) and any(
-        s.input == "flow" for s in streams) else {"rgb": "clip", "flow": "clip"}
+    both = {s.input for s in streams} == {"rgb", "flow"}
+    keys = {"rgb": "clip", "flow": "flow" if both else "clip"}
     bar = progress(total=total, desc=desc, unit="clip", quiet=quiet)
     for batch in loader:
-        per = [s.net(batch[keys[s.input]].to(device)).float().cpu() for s in streams]
+        per = [s.forward(batch[keys[s.input]]).float().cpu() for s in streams]
         out.append(torch.stack(per, dim=1))
         labels.append(batch["label"])
         videos.append(batch["video"])
@@ -88,26 +85,15 @@ def stream_logits(streams: list[Stream], loader: Any, device: torch.device, desc
     return torch.cat(out), torch.cat(labels).long(), torch.cat(videos).long()
 
 
-def video_average(logits: torch.Tensor, videos: torch.Tensor, labels: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-video mean of clip logits (V, S, K) and the video labels (V,)."""
-    ids, inverse = torch.unique(videos, return_inverse=True)
-    sums = torch.zeros(len(ids), *logits.shape[1:]).index_add_(0, inverse, logits)
-    counts = torch.zeros(len(ids)).index_add_(0, inverse, torch.ones(len(videos)))
-    vlabels = torch.full((len(ids),), -1, dtype=torch.long)
-    vlabels[inverse] = labels
-    return sums / counts[:, None, None], vlabels
-
-
-def _evaluate(fusion: torch.nn.Module, val: tuple[torch.Tensor, ...] | None) -> dict[str, Any]:
+def _evaluate(fusion: torch.nn.Module, val: Logits | None) -> dict[str, Any]:
     if val is None:
         return {}
     logits, labels, videos = val
     fusion.eval()
     with torch.no_grad():
         clip_scores = fusion(logits)
-        vlogits, vlabels = video_average(logits, videos, labels)
-        vscores, weights = fusion.forward_with_weights(vlogits)
+        vlogits, vlabels = video_mean(logits, videos, labels)
+        vscores, weights = fusion.forward_with_weights(vlogits.float())
     ok, vok = labels >= 0, vlabels >= 0
     return {
         "val_loss": float(F.cross_entropy(clip_scores[ok], labels[ok])) if ok.any() else None,
@@ -117,6 +103,50 @@ def _evaluate(fusion: torch.nn.Module, val: tuple[torch.Tensor, ...] | None) -> 
         if vok.any() else None,
         "weights": [float(w) for w in weights.mean(0)],
     }
+
+
+def _cached_logits(cfg: FusionConfig, data: DataConfig, streams: list[TorchStream],
+                   train_recs: list[Any], val_recs: list[Any], device: torch.device,
+                   quiet: bool | None) -> tuple[Logits, Logits | None]:
+    """The streams' logits of ``train_views`` augmented clips per training video and of
+    every test clip of every validation video (the clips of training's validation)."""
+    inputs = {s.input for s in streams}
+    ds_stream = "rgbflow" if inputs == {"rgb", "flow"} else inputs.pop()
+    env = DistEnv(device=device)
+    parts = []
+    for view in range(cfg.train_views):
+        ds = rundata.clip_dataset(train_recs, data, ds_stream, "train", cfg.seed)
+        ds.set_epoch(view)
+        loader = rundata.make_loader(ds, cfg.batch_size, env, train=False, seed=cfg.seed,
+                                     workers=data.workers)
+        parts.append(stream_logits(streams, loader, f"train logits {view + 1}", quiet, len(ds)))
+    train = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]),
+             torch.cat([p[2] for p in parts]))
+    val = None
+    if val_recs:
+        ds = rundata.clip_dataset(val_recs, data, ds_stream, "test", cfg.seed)
+        loader = rundata.make_loader(ds, cfg.batch_size, env, train=False, seed=cfg.seed,
+                                     workers=data.workers)
+        val = stream_logits(streams, loader, "val logits", quiet, len(ds))
+    return train, val
+
+
+def _fit_epoch(fusion: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+               y: torch.Tensor, batch_size: int, seed: int) -> tuple[float, int]:
+    """One epoch over the cached logits in a (seed, epoch) order: (loss sum, correct)."""
+    fusion.train()
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    loss_sum, correct = 0.0, 0
+    for i in range(0, len(order), batch_size):
+        idx = order[i:i + batch_size]
+        scores = fusion(x[idx])
+        loss = F.cross_entropy(scores, y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += float(loss.detach()) * len(idx)
+        correct += int((scores.argmax(1) == y[idx]).sum())
+    return loss_sum, correct
 
 
 def train_fusion(cfg: FusionConfig, *, quiet: bool | None = None) -> Path:
@@ -136,33 +166,15 @@ def train_fusion(cfg: FusionConfig, *, quiet: bool | None = None) -> Path:
         torch.set_flush_denormal(True)
     seed_everything(cfg.seed)
     run_dir = writable_dir(cfg.out)  # fail before any work when the folder is unwritable
-    streams = load_streams(cfg.streams, device)
-    data = dataclasses.replace(cfg.data, **{k: streams[0].data[k] for k in CLIP_KEYS
-                                            if streams[0].data.get(k) is not None})
+    streams = frozen_streams(cfg.streams, device)
+    data = clip_data(cfg, streams[0])
     classes, train_recs, val_recs, _ = rundata.load_records(data)
     if classes != streams[0].classes:
-        raise ConfigError(f"{cfg.data.root}: its classes differ from those of {streams[0].path}; "
-                          "fuse streams on the dataset they were trained on")
-    inputs = {s.input for s in streams}
-    ds_stream = "rgbflow" if inputs == {"rgb", "flow"} else inputs.pop()
-    env = DistEnv(device=device)
-
-    train_parts = []
-    for view in range(cfg.train_views):
-        ds = rundata.clip_dataset(train_recs, data, ds_stream, "train", cfg.seed)
-        ds.set_epoch(view)
-        loader = rundata.make_loader(ds, cfg.batch_size, env, train=False, seed=cfg.seed,
-                                     workers=data.workers)
-        train_parts.append(stream_logits(streams, loader, device, f"train logits {view + 1}",
-                                         quiet, len(ds)))
-    x_train = torch.cat([p[0] for p in train_parts])
-    y_train = torch.cat([p[1] for p in train_parts])
-    val = None
-    if val_recs:
-        ds = rundata.clip_dataset(val_recs, data, ds_stream, "test", cfg.seed)
-        loader = rundata.make_loader(ds, cfg.batch_size, env, train=False, seed=cfg.seed,
-                                     workers=data.workers)
-        val = stream_logits(streams, loader, device, "val logits", quiet, len(ds))
+        raise ConfigError(f"{cfg.data.root}: its classes differ from those of "
+                          f"{streams[0].source}; fuse streams on the dataset they were "
+                          "trained on")
+    (x_train, y_train, _), val = _cached_logits(cfg, data, streams, train_recs, val_recs,
+                                                device, quiet)
 
     torch.manual_seed(cfg.seed)
     fusion = AttentionFusion(len(classes), len(streams))
@@ -170,12 +182,12 @@ def train_fusion(cfg: FusionConfig, *, quiet: bool | None = None) -> Path:
                                 weight_decay=cfg.weight_decay)
     save_yaml(cfg, run_dir / "config.yaml")
     log = MetricsLog(run_dir, tensorboard=False, echo=echo)
+    paths = [os.path.abspath(s.source) for s in streams]
     base = {
-        "kind": "fusion", "model_config": fusion.config,
-        "streams": [str(s.path) for s in streams],
-        "streams_relative": [os.path.relpath(s.path, os.path.abspath(run_dir)) for s in streams],
+        "kind": "fusion", "model_config": fusion.config, "streams": paths,
+        "streams_relative": [os.path.relpath(p, os.path.abspath(run_dir)) for p in paths],
         "inputs": [s.input for s in streams], "stream_names": [s.name for s in streams],
-        "classes": classes, "data": streams[0].data, "config": to_dict(cfg),
+        "classes": classes, "data": streams[0].data.as_dict(), "config": to_dict(cfg),
     }
     best = -1.0
     keep = y_train >= 0
@@ -183,20 +195,9 @@ def train_fusion(cfg: FusionConfig, *, quiet: bool | None = None) -> Path:
     try:
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            fusion.train()
-            g = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
-            order = torch.randperm(len(y_train), generator=g)
-            loss_sum, correct = 0.0, 0
-            for i in range(0, len(order), cfg.batch_size):
-                idx = order[i:i + cfg.batch_size]
-                scores = fusion(x_train[idx])
-                loss = F.cross_entropy(scores, y_train[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += float(loss.detach()) * len(idx)
-                correct += int((scores.argmax(1) == y_train[idx]).sum())
-            n = max(1, len(order))
+            loss_sum, correct = _fit_epoch(fusion, optimizer, x_train, y_train, cfg.batch_size,
+                                           epoch_seed(cfg.seed, epoch))
+            n = max(1, len(y_train))
             record: dict[str, Any] = {"epoch": epoch, "epochs": cfg.epochs,
                                       "train_loss": loss_sum / n, "train_acc": correct / n,
                                       "train_clips_per_s": n / max(1e-9, time.perf_counter() - t0),

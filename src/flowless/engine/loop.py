@@ -11,7 +11,7 @@ import contextlib
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -20,6 +20,8 @@ from torch import nn
 
 from flowless.distill import distill_loss
 from flowless.engine.distributed import DistEnv, all_reduce_sum
+from flowless.eval.scoring import VideoLogits
+from flowless.models.resnet3d import TAPS
 from flowless.progress import progress
 
 
@@ -41,7 +43,7 @@ class Distiller:
     teacher: nn.Module
     mode: str
     alpha: float = 50.0
-    taps: Sequence[str] = ("stem", "layer1", "layer2", "layer3", "layer4", "pool")
+    taps: Sequence[str] = TAPS
     temperature: float = 4.0
     input_key: str = "flow"  # batch key of the teacher's input
 
@@ -69,7 +71,6 @@ class StepOptions:
     grad_clip: float | None = None
     quiet: bool | None = None
     desc: str = "train"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def autocast(self) -> Any:
         if self.amp_dtype is None:
@@ -161,7 +162,7 @@ def train_epoch(
 
 
 @torch.no_grad()
-def validate(
+def val_epoch(
     model: nn.Module,
     loader: Iterable[dict[str, Any]],
     opts: StepOptions,
@@ -175,15 +176,12 @@ def validate(
     model.eval()
     dev = opts.device
     sums = torch.zeros(3, dtype=torch.float64, device=dev)  # loss*n, correct, n
-    video_logits = torch.zeros(num_videos, num_classes, dtype=torch.float64, device=dev)
-    video_clips = torch.zeros(num_videos, dtype=torch.float64, device=dev)
-    video_label = torch.full((num_videos,), -1.0, dtype=torch.float64, device=dev)
+    videos = VideoLogits(num_videos, num_classes, dev)
     bar = progress(total=total, desc="val", unit="clip",
                    quiet=True if not env.is_main else opts.quiet)
     for batch in loader:
         x = batch[opts.input_key].to(dev, non_blocking=True)
         y = batch["label"].to(dev, non_blocking=True)
-        vid = batch["video"].to(dev, non_blocking=True)
         with opts.autocast():
             logits = model(x)["logits"].float()
         valid = y >= 0
@@ -191,26 +189,18 @@ def validate(
             sums[0] += F.cross_entropy(logits[valid], y[valid], reduction="sum").double()
             sums[1] += (logits[valid].argmax(1) == y[valid]).sum()
             sums[2] += valid.sum()
-        video_logits.index_add_(0, vid, logits.double())
-        video_clips.index_add_(0, vid, torch.ones_like(vid, dtype=torch.float64))
-        video_label[vid] = y.double()
+        videos.add(logits, batch["video"], y)
         bar.update(x.shape[0] * env.world_size)
     bar.close()
     all_reduce_sum(env, sums)
-    all_reduce_sum(env, video_logits)
-    all_reduce_sum(env, video_clips)
-    video_label = torch.where(video_clips > 0, video_label, torch.full_like(video_label, -1))
+    all_reduce_sum(env, videos.sums)
+    all_reduce_sum(env, videos.counts)
     if env.distributed:  # every rank saw some videos; take the label from whoever had it
-        torch.distributed.all_reduce(video_label, op=torch.distributed.ReduceOp.MAX)
+        torch.distributed.all_reduce(videos.labels, op=torch.distributed.ReduceOp.MAX)
     n = float(sums[2])
-    seen = (video_clips > 0) & (video_label >= 0)
-    video_acc = None
-    if seen.any():
-        pred = video_logits[seen].argmax(1)
-        video_acc = float((pred == video_label[seen].long()).double().mean())
     return {
         "val_loss": float(sums[0]) / n if n else None,
         "val_acc": float(sums[1]) / n if n else None,
-        "val_video_acc": video_acc,
+        "val_video_acc": videos.accuracy(),
         "val_clips": int(n),
     }

@@ -23,8 +23,7 @@ from flowless.checkpoint import load_checkpoint, save_checkpoint, versions
 from flowless.config import TrainConfig, save_yaml, to_dict, validate
 from flowless.engine import data as rundata
 from flowless.engine.distributed import DistEnv, barrier, setup, teardown
-from flowless.engine.loop import Distiller, StepOptions, Taps, train_epoch
-from flowless.engine.loop import validate as run_val
+from flowless.engine.loop import Distiller, StepOptions, Taps, train_epoch, val_epoch
 from flowless.engine.metrics import MetricsLog
 from flowless.engine.optim import Schedule, build_optimizer, freeze_until
 from flowless.engine.state import (
@@ -88,16 +87,19 @@ def _build_model(cfg: TrainConfig, num_classes: int, echo: Callable[[str], None]
 
 
 def _build_teacher(cfg: TrainConfig, device: torch.device) -> tuple[nn.Module, str]:
-    from flowless.models import model_from_checkpoint
+    """The frozen teacher network on ``device`` and the input it takes (rgb or flow)."""
+    from flowless.eval.streams import TorchStream, load_stream
 
     path = cfg.distill.teacher
-    ckpt = load_checkpoint(path)
-    teacher = (model_from_checkpoint(ckpt, source=path) if ckpt.get("format") == "flowless"
-               else None)
-    if teacher is None:
-        raise CheckpointError(f"{path}: the teacher must be a flowless stream checkpoint "
-                              "(train it with `flowless train`, e.g. --set stream=flow)")
-    return teacher.to(device).eval(), str(ckpt.get("input", "flow"))
+    try:
+        stream = load_stream(path, device)
+    except CheckpointError as exc:
+        raise CheckpointError(f"distill.teacher: {exc}") from exc
+    if not isinstance(stream, TorchStream):
+        raise CheckpointError(f"distill.teacher: {path}: the teacher must be a flowless stream "
+                              "checkpoint (train it with `flowless train`, e.g. --set "
+                              "stream=flow), not an ONNX model")
+    return stream.module, stream.input
 
 
 def _check_taps(student: nn.Module, teacher: nn.Module, cfg: TrainConfig, s_ch: int,
@@ -165,7 +167,7 @@ def _train(cfg: TrainConfig, env: DistEnv, quiet: bool | None) -> Path:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     if env.device.type == "cpu":
-        torch.set_flush_denormal(True)  # REFERENCE 8: denormals slow late training 20x
+        torch.set_flush_denormal(True)  # docs/method.md §8: denormals slow late training 20x
     seed_everything(cfg.seed)
 
     classes, train_recs, val_recs, skipped = rundata.load_records(cfg.data)
@@ -231,7 +233,7 @@ def _train(cfg: TrainConfig, env: DistEnv, quiet: bool | None) -> Path:
                                       schedule=schedule, scaler=scaler, distiller=distiller,
                                       total=len(train_ds)))
             if val_loader is not None and (epoch % cfg.val_every == 0 or epoch == cfg.epochs):
-                record.update(run_val(model, val_loader, val_opts, env, num_videos=len(val_recs),
+                record.update(val_epoch(model, val_loader, val_opts, env, num_videos=len(val_recs),
                                       num_classes=len(classes), total=len(val_ds)))
             schedule.step_epoch(record.get("val_loss", record["train_loss"])
                                 if cfg.optim.schedule == "plateau" else None)

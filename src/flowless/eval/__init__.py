@@ -1,6 +1,5 @@
 """Evaluation: metrics, fusion rules, streaming inference over videos, dataset runner."""
 
-from flowless.eval.fusion import FUSION_RULES, AttentionRule, fuse, softmax
 from flowless.eval.inference import PROTOCOLS, StageTimes, VideoScores, score_video
 from flowless.eval.metrics import (
     confusion_matrix,
@@ -9,6 +8,7 @@ from flowless.eval.metrics import (
     summarize,
     topk_accuracy,
 )
+from flowless.eval.scoring import FUSION_RULES, AttentionRule, fuse, softmax
 from flowless.eval.streams import DataSettings, Stream, load_streams
 
 __all__ = [

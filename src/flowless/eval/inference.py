@@ -2,7 +2,7 @@
 stream keeps only the frames of the clip it is filling, so memory does not grow with the
 video's length (MARS protocol). Clips match :func:`flowless.data.clips.video_clips`.
 
-Per stream, every clip's logits are averaged over the video (REFERENCE sections 4-5).
+Per stream, every clip's logits are averaged over the video (docs/method.md §4-5).
 MARS protocol: clips start every ``clip_len * stride`` frames, short side -> size, centre
 crop; a video shorter than one clip is looped. Flow field t is the flow from frame t to
 t+1, so a flow stream sees N-1 fields of an N-frame video; when a set mixes RGB and flow
@@ -21,18 +21,20 @@ from typing import Any
 
 import numpy as np
 
-from flowless.errors import VideoError
+from flowless.data.plan import PROTOCOLS, ClipPlan
+from flowless.errors import ConfigError, VideoError
+from flowless.eval.scoring import VideoLogits
 from flowless.eval.streams import Stream
 
-PROTOCOLS = ("mars", "10x3")
-STAGES = ("decode", "flow", "transform", "network")
+PIPELINE_STAGES = ("decode", "flow", "transform", "network")
 
 
 @dataclass
 class StageTimes:
     """Seconds spent per pipeline stage (summed over videos when shared)."""
 
-    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    seconds: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(PIPELINE_STAGES, 0.0))
 
     def add(self, stage: str, dt: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
@@ -43,22 +45,23 @@ class StageTimes:
 
 @dataclass
 class VideoScores:
-    """Result of one video: per-stream mean clip logits, clip counts, decoded frames."""
+    """Result of one video: per-stream mean clip logits, clip counts, decoded frames, and
+    per stream where its flow came from (a backend name, "store", or None for RGB)."""
 
     logits: list[np.ndarray]
     clips: list[int]
     frames: int
+    flow: list[str | None] = field(default_factory=list)
 
 
 class _Scorer:
-    """Batches one stream's clips through its network and sums the logits."""
+    """Batches one stream's clips through its network and averages the logits."""
 
     def __init__(self, stream: Stream, batch_size: int, times: StageTimes):
         self.stream, self.batch_size, self.times = stream, max(1, batch_size), times
         self.pending: list[Any] = []
         self.pending_n = 0
-        self.total: np.ndarray | None = None
-        self.count = 0
+        self.video: VideoLogits | None = None
 
     def add(self, clips: Any) -> None:
         """Queue a (N, C, T, S, S) tensor of clips; run every full batch."""
@@ -76,14 +79,15 @@ class _Scorer:
         t0 = time.perf_counter()
         logits = np.asarray(self.stream.logits(head), dtype=np.float64)
         self.times.add("network", time.perf_counter() - t0)
-        self.total = logits.sum(0) if self.total is None else self.total + logits.sum(0)
-        self.count += len(logits)
+        if self.video is None:
+            self.video = VideoLogits(1, logits.shape[1])
+        self.video.add(logits, np.zeros(len(logits), np.int64))
 
     def finish(self) -> tuple[np.ndarray, int]:
         if self.pending_n:
             self._run(self.pending_n)
-        assert self.total is not None, "no clip was made"
-        return self.total / self.count, self.count
+        assert self.video is not None, "no clip was made"
+        return self.video.mean()[0].numpy(), int(self.video.counts[0])
 
 
 class _Feeder:
@@ -91,16 +95,16 @@ class _Feeder:
 
     def __init__(self, stream: Stream, protocol: str, scorer: _Scorer, times: StageTimes,
                  *, align: bool, flow_backend: str | None):
-        d = stream.data
-        self.stream, self.protocol, self.scorer, self.times = stream, protocol, scorer, times
+        self.stream, self.scorer, self.times = stream, scorer, times
+        self.plan = stream.data.plan(protocol)
         self.kind = stream.input
-        self.L, self.s = d.clip_len, d.stride
-        self.step, self.last = d.clip_len * d.stride, (d.clip_len - 1) * d.stride
+        self.last = self.plan.span - 1
         self.pair = self.kind == "flow"  # field t needs frames t and t+1
         self.align = align
         # A clip is complete once frame `last + lag` of it has been seen.
         self.lag = 1 if (self.pair or align) else 0
-        self.backend = flow_backend or d.flow_backend
+        self.backend = stream.data.backend_for(flow_backend, stream.source) if self.pair \
+            else None
         self.head: list[np.ndarray] | None = []  # all frames until the first clip is complete
         self.kept: dict[int, np.ndarray] = {}
         self.k = self.emitted = self.frames = 0
@@ -132,19 +136,20 @@ class _Feeder:
         return unit
 
     def _wanted(self, rel: int) -> bool:
-        if 0 <= rel <= self.last and rel % self.s == 0:
+        stride = self.plan.stride
+        if 0 <= rel <= self.last and rel % stride == 0:
             return True
-        return self.pair and 1 <= rel <= self.last + 1 and (rel - 1) % self.s == 0
+        return self.pair and 1 <= rel <= self.last + 1 and (rel - 1) % stride == 0
 
     def frame(self, i: int, img: np.ndarray, cache: dict[Any, np.ndarray]) -> None:
         unit = self._prepare(img, cache)
         self.frames = i + 1
         if self.head is not None:
             self.head.append(unit)
-        if self.protocol != "mars":
+        if not self.plan.streamable:
             return
         while True:
-            start = self.k * self.step
+            start = self.plan.start(self.k, self.frames)
             rel = i - start
             if rel < 0:
                 return
@@ -152,8 +157,8 @@ class _Feeder:
                 self.kept[i] = unit
             if rel < self.last + self.lag:
                 return
-            self._emit([self.kept[start + j * self.s] for j in range(self.L)],
-                       [self.kept[start + j * self.s + 1] for j in range(self.L)]
+            self._emit([self.kept[start + o] for o in self.plan.offsets],
+                       [self.kept[start + o + 1] for o in self.plan.offsets]
                        if self.pair else None)
             self.kept, self.head = {}, None
             self.k += 1
@@ -169,12 +174,9 @@ class _Feeder:
         self.times.add("flow", time.perf_counter() - t0)
         return fields
 
-    def _clips(self, units: np.ndarray, stride: int, protocol: str, length: int | None) -> None:
-        from flowless.data.clips import video_clips
-
-        d = self.stream.data
+    def _clips(self, plan: ClipPlan, units: np.ndarray, length: int | None) -> None:
         t0 = time.perf_counter()
-        clips = video_clips(units, self.kind, d.clip_len, d.size, stride, protocol, length)
+        clips = plan.clips(units, self.kind, self.stream.data.size, length)
         self.times.add("transform", time.perf_counter() - t0)
         self.emitted += int(clips.shape[0])
         self.scorer.add(clips)
@@ -184,7 +186,7 @@ class _Feeder:
             units = np.stack(firsts)
         else:  # one flow field per clip frame: frame -> next frame
             units = np.concatenate([self._flow(np.stack(pair)) for pair in zip(firsts, seconds)])
-        self._clips(units, 1, "mars", None)
+        self._clips(ClipPlan(self.plan.clip_len), units, None)  # the clip's frames, in order
 
     def finish(self, path: Path) -> None:
         """Short videos (MARS, looped) and 10x3 use the frames kept in ``head``."""
@@ -198,29 +200,22 @@ class _Feeder:
         else:
             units = np.stack(head)
             length = max(1, len(head) - 1) if self.align else None
-        self._clips(units, self.s, self.protocol, length)
+        self._clips(self.plan, units, length)
 
 
 def _store_clips(stream: Stream, scorer: _Scorer, times: StageTimes, protocol: str,
                  flow_root: Path, key: str) -> None:
     """Flow clips read from a flow store, one clip's fields at a time (MARS)."""
-    from flowless.data.clips import clip_starts, video_clips
     from flowless.flow import count_fields, flow_path, load_flow_u8
 
-    d = stream.data
+    plan = stream.data.plan(protocol)
     path = flow_path(flow_root, key)
-    span = (d.clip_len - 1) * d.stride + 1
-    n = count_fields(path)
-    if protocol == "mars" and n >= span:
-        ranges = [(s, s + span) for s in clip_starts(n, d.clip_len, d.stride, "mars")]
-    else:  # a short video (looped) or 10x3: all fields
-        ranges = [(0, None)]
-    for lo, hi in ranges:
+    for lo, hi in plan.windows(count_fields(path)):
         t0 = time.perf_counter()
         fields = load_flow_u8(path, lo, hi)
         t1 = time.perf_counter()
         times.add("decode", t1 - t0)
-        scorer.add(video_clips(fields, "flow", d.clip_len, d.size, d.stride, protocol))
+        scorer.add(plan.clips(fields, "flow", stream.data.size))
         times.add("transform", time.perf_counter() - t1)
 
 
@@ -260,19 +255,22 @@ def score_video(
     overrides the backend). Raises VideoError/FlowError for an unreadable video or flow.
     """
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        raise ConfigError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     path = Path(path)
     times = times if times is not None else StageTimes()
     scorers = [_Scorer(s, batch_size, times) for s in streams]
     align = any(s.input == "flow" for s in streams) and any(s.input == "rgb" for s in streams)
     feeders: list[_Feeder] = []
+    flow: list[str | None] = []
     for stream, scorer in zip(streams, scorers):
         if stream.input == "flow" and flow_root is not None:
             _store_clips(stream, scorer, times, protocol, Path(flow_root),
                          key if key is not None else path.stem)
+            flow.append("store")
         else:
             feeders.append(_Feeder(stream, protocol, scorer, times, align=align,
                                    flow_backend=flow_backend))
+            flow.append(feeders[-1].backend)
     frames = 0
     if feeders:
         for i, img in enumerate(_timed_frames(path, times)):
@@ -283,4 +281,4 @@ def score_video(
         for feeder in feeders:
             feeder.finish(path)
     results = [s.finish() for s in scorers]
-    return VideoScores([r[0] for r in results], [r[1] for r in results], frames)
+    return VideoScores([r[0] for r in results], [r[1] for r in results], frames, flow)

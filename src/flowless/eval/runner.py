@@ -2,7 +2,7 @@
 mean class accuracy, per-video predictions, per-class accuracy and a confusion matrix.
 
 Each video is decoded once; every stream's clip logits are averaged over the video, then
-fused (REFERENCE sections 4-5). A video that cannot be read (or has no flow in the store)
+fused (docs/method.md §4-5). A video that cannot be read (or has no flow in the store)
 is reported and skipped. Per-video results are appended to ``<out>/.partial.jsonl`` as
 they come, so an interrupted run resumes where it stopped.
 """
@@ -20,7 +20,7 @@ import numpy as np
 
 from flowless.errors import CheckpointError, ConfigError, FlowError, VideoError
 from flowless.eval import report
-from flowless.eval.fusion import FUSION_RULES, AttentionRule, fuse, softmax
+from flowless.eval.scoring import FUSION_RULES, AttentionRule, fuse, softmax
 from flowless.eval.inference import PROTOCOLS, StageTimes, score_video
 from flowless.eval.metrics import summarize
 from flowless.eval.streams import Stream, load_streams

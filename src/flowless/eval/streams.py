@@ -1,9 +1,12 @@
-"""Trained streams ready for inference: checkpoint -> network + the data settings it expects.
+"""Trained streams: checkpoint (or ONNX model) -> network + the data settings it expects.
 
-A :class:`Stream` hides whether the network is a PyTorch module or an ONNX session: it
-maps a batch of clips (N, C, T, S, S) to logits (N, K). :func:`load_streams` turns the
-checkpoint paths a user gives (stream checkpoints and/or one attention fusion checkpoint)
-into streams plus a fusion rule, with one-line errors for anything that does not fit.
+This is the one way a trained network is loaded: the distillation teacher, fusion training,
+evaluation, prediction, export, the benchmark and the demo all call :func:`load_stream` or
+:func:`load_streams`. A :class:`Stream` hides whether the network is a PyTorch module or an
+ONNX session: it maps a batch of clips (N, C, T, S, S) to logits (N, K), and its
+:class:`DataSettings` say how its clips are cut. :func:`load_streams` turns the paths a
+user gives (stream checkpoints and/or one attention fusion checkpoint) into streams plus a
+fusion rule, with one-line errors for anything that does not fit.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from flowless.errors import CheckpointError
-from flowless.eval.fusion import FUSION_RULES, AttentionRule
+from flowless.data.plan import ClipPlan
+from flowless.errors import CheckpointError, ConfigError
+from flowless.eval.scoring import FUSION_RULES, AttentionRule
 
 INPUTS = ("rgb", "flow")
 
@@ -29,7 +33,7 @@ class DataSettings:
     size: int
     stride: int = 1
     short_side: int | None = None
-    flow_backend: str = "tvl1"
+    flow_backend: str | None = None  # None: the training flow's backend is not known
     flow_short_side: int | None = None
     flow_params: dict[str, Any] = field(default_factory=dict)  # backend parameters (store's)
 
@@ -46,7 +50,7 @@ class DataSettings:
                 size=int(data["size"]),
                 stride=int(data.get("stride") or 1),
                 short_side=_opt_int(data.get("short_side")),
-                flow_backend=str(data.get("flow_backend") or "tvl1"),
+                flow_backend=_opt_str(data.get("flow_backend")),
                 flow_short_side=_opt_int(data.get("flow_short_side")),
                 flow_params=dict(data.get("flow_params") or {}),
             )
@@ -56,9 +60,27 @@ class DataSettings:
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def plan(self, protocol: str = "mars") -> ClipPlan:
+        """The clips this stream sees under a test protocol."""
+        return ClipPlan(self.clip_len, self.stride, protocol)
+
+    def backend_for(self, override: str | None, source: str) -> str:
+        """The flow backend to compute this stream's flow with: ``override`` or the one
+        its training flow came from; an error when neither is known."""
+        backend = override or self.flow_backend
+        if backend is None:
+            raise ConfigError(f"{source}: the checkpoint does not record which flow backend "
+                              "its training flow came from; pass --flow-backend "
+                              "tvl1|dis|farneback")
+        return backend
+
 
 def _opt_int(value: Any) -> int | None:
     return None if value in (None, "", 0) else int(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
 
 
 class Stream:
@@ -73,11 +95,6 @@ class Stream:
         self.data = data
         self.in_channels = in_channels
 
-    @property
-    def span(self) -> int:
-        """Frames covered by one non-overlapping MARS clip."""
-        return self.data.clip_len * self.data.stride
-
     def logits(self, clips: Any) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -87,18 +104,52 @@ class Stream:
 
 
 class TorchStream(Stream):
-    """A PyTorch network in eval mode; inference without autograd."""
+    """A PyTorch network in eval mode with frozen weights; inference without autograd."""
 
     def __init__(self, module: Any, **kwargs: Any):
         super().__init__(**kwargs)
         self.module = module.eval()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def device(self) -> Any:
+        return next(self.module.parameters()).device
+
+    def to(self, device: Any) -> TorchStream:
+        """Move the network to ``device`` (in place); returns self."""
+        self.module.to(device)
+        return self
 
     def logits(self, clips: Any) -> np.ndarray:
+        return self.forward(clips).float().cpu().numpy()
+
+    def forward(self, clips: Any) -> Any:
+        """Logits as a tensor on the network's device (no autograd)."""
         import torch
 
         with torch.inference_mode():
-            out = self.module(clips.float())
-        return out.float().numpy()
+            return self.module(clips.to(self.device).float())
+
+
+def load_stream(path: str | Path, device: Any = None) -> Stream:
+    """One stream from a flowless stream checkpoint (a PyTorch network on ``device``,
+    default CPU) or a flowless ONNX model (``.onnx``, onnxruntime on the CPU)."""
+    if Path(path).suffix.lower() == ".onnx":
+        from flowless.eval.onnx import load_onnx_stream
+
+        return load_onnx_stream(path)
+    from flowless.checkpoint import is_flowless, load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    if not is_flowless(ckpt):
+        raise CheckpointError(f"{path}: not a flowless checkpoint (no format/model_config); "
+                              "train or fine-tune it with flowless train first")
+    if ckpt.get("kind", "stream") != "stream":
+        raise CheckpointError(f"{path}: is a {ckpt.get('kind')!r} checkpoint, not a stream "
+                              "network; pass a stream checkpoint (e.g. a run's best.pt)")
+    stream = stream_from_checkpoint(ckpt, str(path))
+    return stream.to(device) if device is not None else stream
 
 
 def _check_input(value: Any, source: str) -> str:
@@ -219,19 +270,23 @@ def _resolve(entry: Any, relative: Any, fusion_path: Path) -> Path:
 
 
 def load_streams(
-    checkpoints: Sequence[str | Path], fusion: str | None = None
+    checkpoints: Sequence[str | Path], fusion: str | None = None, *, device: Any = None
 ) -> tuple[list[Stream], str | AttentionRule | None]:
-    """Load stream checkpoints and pick the fusion rule.
+    """Load streams and pick the fusion rule.
 
-    ``checkpoints`` may hold stream checkpoints and at most one fusion checkpoint; a fusion
-    checkpoint alone brings its own streams. ``fusion`` is a rule name, a fusion checkpoint
-    path, or None (softmax-mean when there are several streams).
+    ``checkpoints`` may hold stream checkpoints, flowless ONNX models (``.onnx``) and at most
+    one fusion checkpoint; a fusion checkpoint alone brings its own streams. ``fusion`` is a
+    rule name, a fusion checkpoint path, or None (softmax-mean when there are several
+    streams). PyTorch streams are put on ``device`` (default CPU).
     """
     from flowless.checkpoint import is_flowless, load_checkpoint
 
     stream_ckpts: list[tuple[dict[str, Any], str]] = []
     fusion_ckpts: list[tuple[dict[str, Any], Path]] = []
+    onnx = [Path(p) for p in checkpoints if Path(p).suffix.lower() == ".onnx"]
     for raw in checkpoints:
+        if Path(raw) in onnx:
+            continue
         ckpt = load_checkpoint(raw)
         if not is_flowless(ckpt):
             raise CheckpointError(f"{raw}: not a flowless checkpoint (no format/model_config); "
@@ -250,29 +305,48 @@ def load_streams(
                                   "fusion checkpoint (kind 'fusion')")
     if len(fusion_ckpts) > 1:
         raise CheckpointError("more than one fusion checkpoint given; pass exactly one")
+    if fusion_ckpts and onnx:
+        raise ConfigError("ONNX models cannot join an attention fusion checkpoint; use a "
+                          "fusion rule (e.g. --fusion logprob-sum)")
     rule: str | AttentionRule | None = fusion if fusion in FUSION_RULES else None
     if fusion_ckpts:
-        fckpt, fpath = fusion_ckpts[0]
-        if not stream_ckpts:
-            entries = list(fckpt.get("streams") or [])
-            relative = list(fckpt.get("streams_relative") or [])
-            relative += [None] * (len(entries) - len(relative))
-            paths = [_resolve(e, r, fpath) for e, r in zip(entries, relative)]
-            stream_ckpts = [(load_checkpoint(p), str(p)) for p in paths]
-        rule = attention_from_checkpoint(fckpt, str(fpath))
-        wanted = fckpt.get("model_config", {}).get("num_streams", len(stream_ckpts))
-        if wanted != len(stream_ckpts):
-            raise CheckpointError(f"{fpath}: the fusion was trained on {wanted} streams, "
-                                  f"{len(stream_ckpts)} given")
-        stream_ckpts = _fusion_order(stream_ckpts, fckpt.get("inputs"), fpath)
-    if not stream_ckpts:
+        stream_ckpts, rule = _fusion_streams(fusion_ckpts[0], stream_ckpts)
+    if not stream_ckpts and not onnx:
         raise CheckpointError("no stream checkpoint given")
     streams: list[Stream] = [stream_from_checkpoint(c, s) for c, s in stream_ckpts]
+    if device is not None:
+        streams = [s.to(device) for s in streams]  # type: ignore[attr-defined]
+    if onnx:
+        from flowless.eval.onnx import load_onnx_stream
+
+        streams += [load_onnx_stream(p) for p in onnx]
     check_classes(streams)
     _unique_names(streams)
     if rule is None and len(streams) > 1:
         rule = "softmax-mean"
     return streams, rule
+
+
+def _fusion_streams(fusion: tuple[dict[str, Any], Path],
+                    stream_ckpts: list[tuple[dict[str, Any], str]]
+                    ) -> tuple[list[tuple[dict[str, Any], str]], AttentionRule]:
+    """The stream checkpoints of an attention fusion (given, or the ones it names), in the
+    order it was trained with, and its rule."""
+    from flowless.checkpoint import load_checkpoint
+
+    fckpt, fpath = fusion
+    if not stream_ckpts:
+        entries = list(fckpt.get("streams") or [])
+        relative = list(fckpt.get("streams_relative") or [])
+        relative += [None] * (len(entries) - len(relative))
+        paths = [_resolve(e, r, fpath) for e, r in zip(entries, relative)]
+        stream_ckpts = [(load_checkpoint(p), str(p)) for p in paths]
+    rule = attention_from_checkpoint(fckpt, str(fpath))
+    wanted = fckpt.get("model_config", {}).get("num_streams", len(stream_ckpts))
+    if wanted != len(stream_ckpts):
+        raise CheckpointError(f"{fpath}: the fusion was trained on {wanted} streams, "
+                              f"{len(stream_ckpts)} given")
+    return _fusion_order(stream_ckpts, fckpt.get("inputs"), fpath), rule
 
 
 def _fusion_order(stream_ckpts: list[tuple[dict[str, Any], str]], inputs: Any,

@@ -31,7 +31,7 @@ def stack_streams(streams: Streams, num_streams: int | None = None) -> torch.Ten
 
 
 class AttentionFusion(nn.Module):
-    """Lightweight attention fusion (REFERENCE section 4), for any number of streams S.
+    """Lightweight attention fusion (docs/method.md §4), for any number of streams S.
 
     x_i = L2-normalise(logits_i); w = sigmoid(W2 W1 concat(x_1..x_S)) with W1: S*K -> K//2
     and W2: K//2 -> S (biases, no non-linearity between, as in the paper); Y = sum_i w_i x_i.
@@ -76,7 +76,7 @@ class MeanFusion(nn.Module):
     ``mode="logits"`` (MARS two-stream baseline) averages logits; ``"softmax"`` returns the
     log of the mean probabilities (so a softmax of the output gives the mean probabilities);
     ``"log_softmax"`` averages log-probabilities (the log-prob sum, up to a factor, which
-    did much better than softmax averaging in a trial, REFERENCE section 8).
+    did much better than softmax averaging in a trial, docs/method.md §8).
     """
 
     MODES = ("logits", "softmax", "log_softmax")

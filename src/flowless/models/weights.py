@@ -160,31 +160,63 @@ def load_weights(
       listed in the report.
     Any other shape mismatch (a different arch or width) raises CheckpointError.
     """
+    _check_options(flow_stem, replace_classifier)
+    ckpt, source = _read(path_or_state_dict, source)
+    state, fmt = extract_state_dict(ckpt, source)
+    target = model.state_dict()
+    report = LoadReport(source=source, format=fmt)
+    replace = _replace_classifier(state, target, replace_classifier, source)
+    new_state = _merge(model, state, target, report, flow_stem=flow_stem, replace=replace)
+    report.missing = [k for k in target if k not in state and not k.endswith("num_batches_tracked")
+                      and not (replace and k in CLASSIFIER_KEYS)]
+    if strict:
+        _check_strict(model, state, report)
+    model.load_state_dict(new_state)
+    if replace:
+        fc = getattr(model, "fc", None)
+        if isinstance(fc, nn.Linear):
+            fc.reset_parameters()
+        report.replaced_classifier = True
+    return report
+
+
+def _check_options(flow_stem: str | bool, replace_classifier: str | bool) -> None:
     if flow_stem not in ("auto", "mean", False):
         raise ConfigError(f"flow_stem={flow_stem!r}: expected 'auto', 'mean' or False")
     if replace_classifier not in ("auto", True, False):
         raise ConfigError(f"replace_classifier={replace_classifier!r}: expected 'auto', True "
                           "or False")
+
+
+def _read(path_or_state_dict: str | Path | dict[str, Any], source: str | None
+          ) -> tuple[dict[str, Any], str]:
+    """The checkpoint dict (a file is read safely) and the name messages give it."""
     if isinstance(path_or_state_dict, (str, Path)):
-        source = source or str(path_or_state_dict)
-        ckpt = load_checkpoint(path_or_state_dict)
-    else:
-        source = source or "<state dict>"
-        ckpt = path_or_state_dict
-    state, fmt = extract_state_dict(ckpt, source)
-    target = model.state_dict()
-    report = LoadReport(source=source, format=fmt)
+        return load_checkpoint(path_or_state_dict), source or str(path_or_state_dict)
+    return path_or_state_dict, source or "<state dict>"
 
-    replace = replace_classifier is True
-    if not replace and all(k in state and k in target for k in CLASSIFIER_KEYS):
-        have, want = state["fc.weight"].shape, target["fc.weight"].shape
-        if have[1:] == want[1:] and have[0] != want[0]:  # else: a mismatch reported below
-            if replace_classifier is False:
-                raise CheckpointError(f"{source}: checkpoint has {have[0]} classes but the "
-                                      f"model {want[0]}; pass replace_classifier='auto' to "
-                                      "re-initialise the classifier")
-            replace = True
 
+def _replace_classifier(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
+                        option: str | bool, source: str) -> bool:
+    """Whether ``fc`` is re-initialised: always with True, on a class-count change with "auto"."""
+    if option is True:
+        return True
+    if not all(k in state and k in target for k in CLASSIFIER_KEYS):
+        return False
+    have, want = state["fc.weight"].shape, target["fc.weight"].shape
+    if have[1:] != want[1:] or have[0] == want[0]:
+        return False  # same classes, or a mismatch reported by _merge
+    if option is False:
+        raise CheckpointError(f"{source}: checkpoint has {have[0]} classes but the "
+                              f"model {want[0]}; pass replace_classifier='auto' to "
+                              "re-initialise the classifier")
+    return True
+
+
+def _merge(model: nn.Module, state: dict[str, torch.Tensor], target: dict[str, torch.Tensor],
+           report: LoadReport, *, flow_stem: str | bool, replace: bool
+           ) -> dict[str, torch.Tensor]:
+    """``target`` updated with the checkpoint tensors that fit; fills ``report``."""
     new_state = dict(target)
     for key, value in state.items():
         if key not in target:
@@ -193,38 +225,44 @@ def load_weights(
         if replace and key in CLASSIFIER_KEYS:
             continue
         want = target[key].shape
-        if key == STEM_KEY and (flow_stem == "mean" or (
-                flow_stem == "auto" and value.shape[1] != want[1])):
-            if value.shape[:1] + value.shape[2:] == want[:1] + want[2:]:
-                value = value.float().mean(dim=1, keepdim=True).repeat(1, want[1], 1, 1, 1)
-                report.stem = f"mean over {state[key].shape[1]} input channels -> {want[1]}"
+        if key == STEM_KEY:
+            value = _map_stem(value, want, flow_stem, report)
         if value.shape != want:
             if key == STEM_KEY and value.shape[1] != want[1] and flow_stem is False:
-                raise CheckpointError(f"{source}: checkpoint stem has {value.shape[1]} input "
-                                      f"channels but the model {want[1]}; pass "
+                raise CheckpointError(f"{report.source}: checkpoint stem has {value.shape[1]} "
+                                      f"input channels but the model {want[1]}; pass "
                                       "flow_stem='auto' to map it by the channel mean")
-            raise _arch_mismatch(source, model, state, f"{key} has shape {tuple(value.shape)} "
-                                 f"in the checkpoint but {tuple(want)} in the model")
+            raise _arch_mismatch(report.source, model, state, f"{key} has shape "
+                                 f"{tuple(value.shape)} in the checkpoint but {tuple(want)} "
+                                 "in the model")
         new_state[key] = value
         report.loaded.append(key)
-    report.missing = [k for k in target if k not in state and not k.endswith("num_batches_tracked")
-                      and not (replace and k in CLASSIFIER_KEYS)]
-    if strict and (report.missing or report.unexpected):
-        problem = []
-        if report.missing:
-            problem.append(f"{len(report.missing)} missing keys (e.g. {report.missing[0]})")
-        if report.unexpected:
-            problem.append(f"{len(report.unexpected)} unexpected keys "
-                           f"(e.g. {report.unexpected[0]})")
-        raise _arch_mismatch(source, model, state, " and ".join(problem)
+    return new_state
+
+
+def _map_stem(value: torch.Tensor, want: torch.Size, flow_stem: str | bool,
+              report: LoadReport) -> torch.Tensor:
+    """The stem averaged over input channels and repeated to the model's, when asked for
+    (``"mean"``) or needed (``"auto"`` and another channel count) and the rest fits."""
+    if not (flow_stem == "mean" or (flow_stem == "auto" and value.shape[1] != want[1])):
+        return value
+    if value.shape[:1] + value.shape[2:] != want[:1] + want[2:]:
+        return value  # another arch or width: reported by _merge
+    report.stem = f"mean over {value.shape[1]} input channels -> {want[1]}"
+    return value.float().mean(dim=1, keepdim=True).repeat(1, want[1], 1, 1, 1)
+
+
+def _check_strict(model: nn.Module, state: dict[str, torch.Tensor], report: LoadReport) -> None:
+    """Missing or unexpected keys are an error naming the first of each."""
+    problem = []
+    if report.missing:
+        problem.append(f"{len(report.missing)} missing keys (e.g. {report.missing[0]})")
+    if report.unexpected:
+        problem.append(f"{len(report.unexpected)} unexpected keys "
+                       f"(e.g. {report.unexpected[0]})")
+    if problem:
+        raise _arch_mismatch(report.source, model, state, " and ".join(problem)
                              + " (strict=False loads the matching part)")
-    model.load_state_dict(new_state)
-    if replace:
-        fc = getattr(model, "fc", None)
-        if isinstance(fc, nn.Linear):
-            fc.reset_parameters()
-        report.replaced_classifier = True
-    return report
 
 
 def model_from_checkpoint(ckpt_or_path: str | Path | dict[str, Any],

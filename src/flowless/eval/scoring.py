@@ -1,8 +1,12 @@
-"""Rules that fuse several streams' video-level logits into one class distribution.
+"""Scoring: clip logits -> per-video logits -> fused class probabilities.
 
-Each stream's clip logits are averaged over the video first (REFERENCE sections 4-5), then
-fused here. The rule matters (REFERENCE section 8): a flow stream that is confidently
-wrong drowns in a softmax mean but is outvoted in a sum of log-probabilities.
+Every caller scores a video the same way (docs/method.md §5): each stream's clip logits are
+averaged over the video (:class:`VideoLogits`), then the streams are fused by a rule. The
+training loop's validation, fusion training, ``flowless evaluate``, ``predict`` and the
+benchmark scripts all use this module.
+
+Fusion rules (the rule matters, docs/method.md §8: a flow stream that is confidently wrong
+drowns in a softmax mean but is outvoted in a sum of log-probabilities):
 
 - ``softmax-mean``: mean of the streams' softmax (MARS / mmaction2 two-stream baseline).
 - ``logit-mean``: softmax of the mean of logits.
@@ -20,6 +24,59 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
+
+
+class VideoLogits:
+    """Running per-video sums of clip logits (float64), their clip counts and labels.
+
+    ``add`` takes a batch of clip logits with the video index of each clip; ``mean`` gives
+    the video-level logits. The tensors are plain sums, so a distributed run all-reduces
+    ``sums`` and ``counts`` (and the labels with MAX) to combine its ranks.
+    """
+
+    def __init__(self, num_videos: int, num_classes: int, device: torch.device | str = "cpu"):
+        self.sums = torch.zeros(num_videos, num_classes, dtype=torch.float64, device=device)
+        self.counts = torch.zeros(num_videos, dtype=torch.float64, device=device)
+        self.labels = torch.full((num_videos,), -1.0, dtype=torch.float64, device=device)
+
+    def add(self, logits: Any, videos: Any, labels: Any = None) -> None:
+        """Add clip logits (N, K) of videos (N,) (with their labels (N,), -1 = unknown)."""
+        z = torch.as_tensor(logits).to(self.sums.device, torch.float64)
+        v = torch.as_tensor(videos).to(self.sums.device, torch.long)
+        self.sums.index_add_(0, v, z)
+        self.counts.index_add_(0, v, torch.ones_like(v, dtype=torch.float64))
+        if labels is not None:
+            self.labels[v] = torch.as_tensor(labels).to(self.sums.device, torch.float64)
+
+    @property
+    def seen(self) -> torch.Tensor:
+        """Videos with at least one clip and a known label."""
+        return (self.counts > 0) & (self.labels >= 0)
+
+    def mean(self) -> torch.Tensor:
+        """Video-level logits (V, K): the mean of each video's clip logits (0 without clips)."""
+        return self.sums / self.counts.clamp(min=1)[:, None]
+
+    def accuracy(self) -> float | None:
+        """Top-1 accuracy of the video-level logits over the labelled videos (None: none)."""
+        seen = self.seen
+        if not seen.any():
+            return None
+        pred = self.sums[seen].argmax(1)  # the mean's argmax: counts are positive
+        return float((pred == self.labels[seen].long()).double().mean())
+
+
+def video_mean(logits: torch.Tensor, videos: torch.Tensor, labels: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-video mean of clip logits (N, ..., K) over ``videos`` (N,), in order of video id,
+    and each video's label: ((V, ..., K) float64, (V,) long)."""
+    ids, inverse = torch.unique(videos, return_inverse=True)
+    flat = logits.reshape(len(logits), -1)
+    acc = VideoLogits(len(ids), flat.shape[1])
+    acc.add(flat, inverse, labels)
+    return acc.mean().reshape(len(ids), *logits.shape[1:]), acc.labels.long()
+
 
 FUSION_RULES = ("softmax-mean", "logit-mean", "logprob-sum")
 
@@ -67,8 +124,6 @@ class AttentionRule:
         self.last_weights: np.ndarray | None = None
 
     def __call__(self, logits: Sequence[np.ndarray]) -> np.ndarray:
-        import torch
-
         tensors = [torch.as_tensor(np.atleast_2d(z), dtype=torch.float32) for z in logits]
         with torch.inference_mode():
             scores = self.module(tensors)
