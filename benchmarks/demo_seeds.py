@@ -4,7 +4,7 @@ Reads ``summary.json`` of finished demo runs (``flowless demo --seed S --out run
 and prints, per method, video top-1 per seed with mean ± sample standard deviation, the
 motion / category accuracy means, the end-to-end time per video, and how many times faster
 the slowest RGB-only row is than the fastest row that needs flow, per seed, and on how many
-seeds each of the paper's claims held (:func:`flowless.demo.check_claims`).
+seeds each of the paper's claims held (:func:`flowless.demo_report.check_claims`).
 
     python benchmarks/demo_seeds.py runs/demo_s0 runs/demo_s1 runs/demo_s2
 """
@@ -45,7 +45,7 @@ def tables(summaries: list[dict], first: int | None = None) -> str:
         cat = [100 * r[m]["category_acc"] for r in rows]
         ms = " / ".join(f"{r[m]['ms_per_video']:.1f}" for r in rows)
         out.append(f"| {m} | {_ms(mot)} | {_ms(cat)} | {ms} |")
-    from flowless.demo import check_claims
+    from flowless.demo_report import check_claims
 
     per_seed = [check_claims(s["rows"]) for s in summaries]
     ratios = [next(c["value"] for c in claims if c["claim"].startswith("RGB-only"))

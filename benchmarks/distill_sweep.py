@@ -174,51 +174,44 @@ def _video_logits(ckpt: str, records: list[Any], a: dict[str, Any], opts: dict[s
     """(V, K) clip logits averaged per video, MARS protocol, for one stream checkpoint."""
     import torch
 
-    from flowless.checkpoint import load_checkpoint
     from flowless.config import DataConfig
     from flowless.engine.data import clip_dataset
-    from flowless.models import model_from_checkpoint
+    from flowless.eval.scoring import VideoLogits
+    from flowless.eval.streams import load_stream
 
-    c = load_checkpoint(ckpt)
-    net = model_from_checkpoint(c)
+    stream = load_stream(ckpt)
     data = DataConfig(root=a["root"], flow_root=a["flow_root"], clip_len=opts["clip_len"],
                       size=opts["size"], short_side=opts["size"])
-    ds = clip_dataset(records, data, c["input"], "test", 0)
-    loader = torch.utils.data.DataLoader(ds, batch_size=32)
-    sums = torch.zeros(len(records), len(c["classes"]), dtype=torch.float64)
-    counts = torch.zeros(len(records), dtype=torch.float64)
-    with torch.no_grad():
-        for batch in loader:
-            logits = net(batch["clip"]).double()
-            sums.index_add_(0, batch["video"], logits)
-            counts.index_add_(0, batch["video"], torch.ones(len(logits), dtype=torch.float64))
-    return sums / counts[:, None]
+    ds = clip_dataset(records, data, stream.input, "test", 0)
+    videos = VideoLogits(len(records), len(stream.classes))
+    for batch in torch.utils.data.DataLoader(ds, batch_size=32):
+        videos.add(stream.logits(batch["clip"]), batch["video"])
+    return videos.mean().numpy()
 
 
 def _evaluate(a: dict[str, Any], opts: dict[str, Any]) -> dict[str, float]:
-    import torch
+    import numpy as np
 
     from flowless.data.annotations import load_index
-    from flowless.models import fusion_from_checkpoint
+    from flowless.eval.scoring import fuse
+    from flowless.eval.streams import load_streams
 
     records = load_index(a["root"], "ucf101").split("test")
-    labels = torch.tensor([r.label for r in records])
+    labels = np.array([r.label for r in records])
     runs = Path(a["runs"])
     logits = {s: _video_logits(str(runs / s / "last.pt"), records, a, opts) for s in a["students"]}
 
     def acc(scores: Any) -> float:
-        return float((scores.argmax(1) == labels).double().mean())
+        return float((np.argmax(scores, 1) == labels).mean())
 
     out = {s: acc(z) for s, z in logits.items()}
-    rgb, flow = logits["rgb"], logits["flow"]
-    out["rgb+flow mean logits"] = acc(rgb + flow)
-    out["rgb+flow mean softmax"] = acc(rgb.softmax(1) + flow.softmax(1))
-    out["rgb+flow log-prob sum"] = acc(rgb.log_softmax(1) + flow.log_softmax(1))
-    fusion = fusion_from_checkpoint(a["fusion"]).double()
-    with torch.no_grad():
-        scores, weights = fusion.forward_with_weights([rgb, flow])
-    out["rgb+flow attention"] = acc(scores)
-    out["attention weights"] = [float(w) for w in weights.mean(0)]
+    pair = [logits["rgb"], logits["flow"]]
+    out["rgb+flow mean logits"] = acc(fuse(pair, "logit-mean"))
+    out["rgb+flow mean softmax"] = acc(fuse(pair, "softmax-mean"))
+    out["rgb+flow log-prob sum"] = acc(fuse(pair, "logprob-sum"))
+    _, attention = load_streams([], a["fusion"])
+    out["rgb+flow attention"] = acc(attention(pair))
+    out["attention weights"] = [float(w) for w in attention.last_weights.mean(0)]
     return out
 
 

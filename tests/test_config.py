@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flowless.config import (
+    FUSION_CLIP_KEYS,
     DataConfig,
     FusionConfig,
     TrainConfig,
@@ -14,7 +15,7 @@ from flowless.config import (
     save_yaml,
     validate,
 )
-from flowless.errors import ConfigError
+from flowless.errors import ConfigError, FlowlessError
 
 
 def test_defaults_follow_mars_and_the_paper():
@@ -131,3 +132,85 @@ def test_fusion_config_yaml(tmp_path):
     cfg = FusionConfig(streams=["a.pt", "b.pt"], data=DataConfig(root="/d"))
     back = load_yaml(save_yaml(cfg, tmp_path / "f.yaml"), FusionConfig)
     assert back == cfg
+
+
+def test_load_config_layers_defaults_file_flags_then_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("epochs: 5\nseed: 3\noptim:\n  lr: 0.5\n")
+    cfg = load_config(path, ["epochs=7"], flags=["epochs=6", "optim.lr=0.2", "out=o"])
+    assert (cfg.epochs, cfg.seed, cfg.optim.lr, cfg.out) == (7, 3, 0.2, "o")
+    assert cfg.batch_size == TrainConfig().batch_size and cfg.resume is None
+
+
+def test_a_teacher_flag_alone_means_relation(tmp_path):
+    assert load_config(flags=["distill.teacher=t.pt"]).distill.mode == "relation"
+    assert load_config(flags=["distill.teacher=t.pt", "distill.mode=mars"]).distill.mode == "mars"
+    assert load_config(None, ["distill.mode=kd"], flags=["distill.teacher=t.pt"]).distill.mode \
+        == "kd"
+    path = tmp_path / "kd.yaml"
+    path.write_text("distill:\n  mode: kd\n")
+    assert load_config(path, flags=["distill.teacher=t.pt"]).distill.mode == "kd"
+    with pytest.raises(ConfigError, match="distill.mode is none"):  # --set is not a flag
+        load_config(None, ["distill.teacher=t.pt"])
+    with pytest.raises(ConfigError, match="distill.mode is none"):
+        load_config(None, ["distill.mode=none"], flags=["distill.teacher=t.pt"])
+
+
+def _run_folder(tmp_path, cfg: TrainConfig, with_yaml: bool = True):
+    from flowless.checkpoint import save_checkpoint
+    from flowless.config import to_dict
+
+    run = tmp_path / "run"
+    if with_yaml:
+        save_yaml(cfg, run / "config.yaml")
+    save_checkpoint(run / "last.pt", {"model": {}, "optimizer": {}, "scheduler": {}, "epoch": 1,
+                                      "rng": {}, "config": to_dict(cfg)})
+    return run
+
+
+@pytest.mark.parametrize("with_yaml", [True, False], ids=["config.yaml", "checkpoint"])
+def test_resume_reads_the_run_config(with_yaml, tmp_path):
+    saved = apply_overrides(TrainConfig(), ["epochs=4", "model.width=0.25", "out=elsewhere",
+                                            "resume=older/run"])
+    run = _run_folder(tmp_path, saved, with_yaml)
+    cfg = load_config(None, ["epochs=6"], resume=run)
+    assert (cfg.epochs, cfg.model.width, cfg.out, cfg.resume) == (6, 0.25, str(run), str(run))
+    assert load_config(resume=run / "last.pt", flags=["out=new"]).out == "new"
+    # a file given with --config wins over the run's config; the run is still resumed
+    path = save_yaml(TrainConfig(epochs=9), tmp_path / "other.yaml")
+    cfg = load_config(path, resume=run)
+    assert (cfg.epochs, cfg.out, cfg.resume) == (9, TrainConfig().out, str(run))
+    # a saved config names the run it resumed; loading it again does not resume
+    if with_yaml:
+        assert load_config(run / "config.yaml").resume is None
+    with pytest.raises(FlowlessError, match="no last.pt in this folder"):
+        load_config(resume=tmp_path)
+
+
+def test_fusion_streams_replace_the_files(tmp_path):
+    path = save_yaml(FusionConfig(streams=["x.pt"], epochs=3), tmp_path / "fusion.yaml")
+    cfg = load_config(path, ["lr=0.5"], FusionConfig, flags=["epochs=4"], streams=["a.pt", "b.pt"])
+    assert (cfg.streams, cfg.epochs, cfg.lr) == (["a.pt", "b.pt"], 4, 0.5)
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        load_config(None, None, FusionConfig, resume="run")
+    with pytest.raises(ValueError, match="has no streams"):
+        load_config(streams=["a.pt", "b.pt"])
+
+
+@pytest.mark.parametrize("key", FUSION_CLIP_KEYS)
+def test_fusion_refuses_clip_settings(key, tmp_path):
+    streams = ["a.pt", "b.pt"]
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"{key}=8"], FusionConfig, streams=streams)
+    assert str(err.value) == (f"{key}: train-fusion takes clip settings from the stream "
+                              f"checkpoints; drop {key}")
+    section, name = key.split(".")
+    path = tmp_path / "fusion.yaml"
+    path.write_text(f"{section}:\n  {name}: 8\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, None, FusionConfig, streams=streams)
+    assert str(err.value) == (f"{path}: {key}: train-fusion takes clip settings from the "
+                              f"stream checkpoints; drop {key} from the file")
+    # the config.yaml that train-fusion writes holds the defaults: it can be passed back
+    saved = save_yaml(FusionConfig(streams=streams), tmp_path / "config.yaml")
+    assert load_config(saved, None, FusionConfig, streams=streams).data == DataConfig()

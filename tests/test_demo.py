@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -9,15 +10,8 @@ import pytest
 
 from flowless.checkpoint import load_checkpoint
 from flowless.cli import main
-from flowless.demo import (
-    METHODS,
-    DemoConfig,
-    check_claims,
-    factor_accuracy,
-    format_claims,
-    format_factor_table,
-    format_table,
-)
+from flowless.demo import METHODS, DemoConfig, factor_accuracy
+from flowless.demo_report import check_claims, format_claims, format_factor_table, format_table
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +25,10 @@ def quick_demo(tmp_path_factory):
     return out
 
 
+def _slug(method):
+    return re.sub(r"[^a-z0-9]+", "_", method.lower()).strip("_")
+
+
 def test_report_table_and_checkpoints_are_consistent(quick_demo):
     summary = json.loads((quick_demo / "summary.json").read_text())
     rows = summary["rows"]
@@ -41,24 +39,45 @@ def test_report_table_and_checkpoints_are_consistent(quick_demo):
     for r in rows:
         assert 0.0 <= r["top1"] <= 1.0
         assert r["ms_per_video"] > 0
-        assert r["needs_flow"] == ("Flow" in r["method"] or r["method"] == "Flow")
+        assert r["needs_flow"] == ("Flow" in r["method"])
         # the per-method evaluation folder holds the metrics the table shows
-        metrics = json.loads((quick_demo / "eval" / re.sub(r"[^a-z0-9]+", "_",
-                                                             r["method"].lower()).strip("_")
-                              / "metrics.json").read_text())
+        metrics = json.loads((quick_demo / "eval" / _slug(r["method"]) / "metrics.json")
+                             .read_text())
         assert metrics["top1"] == pytest.approx(r["top1"])
+        # and its confusion matrix is in the report
+        figure = f"figures/confusion_{_slug(r['method'])}.png"
+        assert (quick_demo / figure).stat().st_size > 0 and f"]({figure})" in report
     for name, path in summary["checkpoints"].items():
         ckpt = load_checkpoint(path)
         assert ckpt["kind"] == ("fusion" if name.startswith("fusion") else "stream")
-    # parameter counts: a single stream's row equals its checkpoint's weights
-    rgb = next(r for r in rows if r["method"] == "RGB")
-    state = load_checkpoint(summary["checkpoints"]["rgb"])["model"]
-    count = sum(t.numel() for k, t in state.items()
-                if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
-    assert rgb["params"] == count
     assert (quick_demo / "figures" / "curves.png").stat().st_size > 0
-    assert list((quick_demo / "figures").glob("confusion_*.png"))
-    assert json.loads((quick_demo / "demo_config.json").read_text())["quick"] is True
+    # the run used the quick preset with the command line's flags, and says so
+    expected = dataclasses.asdict(DemoConfig.quick_preset(out=str(quick_demo), threads=1,
+                                                          workers=1))
+    saved = json.loads((quick_demo / "demo_config.json").read_text())
+    assert saved.pop("versions") and saved == expected == summary["config"]
+
+
+def _count(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_parameter_counts_are_the_networks_weights(quick_demo):
+    """Every row, fusions included: the networks rebuilt from the demo's settings and
+    counted here (parameters only: BatchNorm running statistics are buffers)."""
+    from flowless.models import AttentionFusion, create_model
+
+    summary = json.loads((quick_demo / "summary.json").read_text())
+    cfg, k = summary["config"], len(summary["classes"])
+    rgb = _count(create_model(cfg["arch"], k, 3, width=cfg["width"]))
+    flow = _count(create_model(cfg["arch"], k, 2, width=cfg["width"]))
+    attention = _count(AttentionFusion(k, num_streams=2))
+    assert rgb != flow and attention > 0
+    assert {r["method"]: r["params"] for r in summary["rows"]} == {
+        "RGB": rgb, "Flow": flow, "RGB+Flow (mean)": rgb + flow,
+        "RGB+Flow (attention)": rgb + flow + attention, "MARS": rgb, "DS": rgb,
+        "DS+RGB (attention)": 2 * rgb + attention, "DS+Flow (attention)": rgb + flow + attention,
+    }
 
 
 def test_factor_columns_match_the_confusion_matrix(quick_demo):
@@ -102,6 +121,10 @@ def test_claims_in_the_report_follow_the_table(quick_demo):
     assert format_claims(summary["claims"]) in (quick_demo / "report.md").read_text()
     assert claims["DS beats RGB"]["held"] == (rows["DS"]["top1"] > rows["RGB"]["top1"])
     assert claims["DS beats MARS"]["held"] == (rows["DS"]["top1"] > rows["MARS"]["top1"])
+    fusion = next(c for c in summary["claims"] if c["claim"].startswith("fusion"))
+    gain = 100 * (rows["RGB+Flow (attention)"]["top1"]
+                  - max(rows["RGB"]["top1"], rows["Flow"]["top1"]))
+    assert fusion["held"] == (gain >= 10) and fusion["value"] == pytest.approx(gain)
     speed = next(c for c in summary["claims"] if c["claim"].startswith("RGB-only"))
     ratio = (min(r["ms_per_video"] for r in rows.values() if r["needs_flow"])
              / max(r["ms_per_video"] for r in rows.values() if not r["needs_flow"]))
@@ -146,13 +169,53 @@ def test_predict_accepts_the_demo_checkpoints(quick_demo, capsys):
     assert probs == sorted(probs, reverse=True) and sum(probs) <= 1.0 + 1e-6
 
 
-def test_rerun_reuses_finished_stages(quick_demo, capsys):
-    before = (quick_demo / "runs" / "rgb" / "last.pt").stat().st_mtime_ns
+def _mtimes(folder, pattern):
+    return {p: p.stat().st_mtime_ns for p in folder.rglob(pattern) if p.is_file()}
+
+
+def test_rerun_reuses_finished_stages(quick_demo, monkeypatch):
+    """A rerun trains nothing and rewrites no video, flow file or checkpoint, and evaluates
+    the same checkpoints to the same rows."""
+    import flowless.engine
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(flowless.engine, "train", refuse)
+    monkeypatch.setattr(flowless.engine, "train_fusion", refuse)
+    first = json.loads((quick_demo / "summary.json").read_text())["rows"]
+    outputs = {"data": "*.mp4", "flow": "*.npz", "runs": "*"}  # (index files are rewritten)
+    before = {name: _mtimes(quick_demo / name, pattern) for name, pattern in outputs.items()}
+    assert all(before.values())
     assert main(["demo", "--quick", "--out", str(quick_demo), "--threads", "1",
                  "--workers", "1", "--quiet"]) == 0
-    assert (quick_demo / "runs" / "rgb" / "last.pt").stat().st_mtime_ns == before
+    assert {name: _mtimes(quick_demo / name, pattern)
+            for name, pattern in outputs.items()} == before
+    again = json.loads((quick_demo / "summary.json").read_text())["rows"]
+    for row in (*first, *again):
+        row.pop("ms_per_video")
+    assert again == first
 
 
-def test_quick_preset_overrides():
-    cfg = DemoConfig.quick_preset(seed=3)
-    assert cfg.quick and cfg.seed == 3 and cfg.epochs <= 3
+def test_quick_preset_overrides_win_over_the_preset():
+    default, quick = DemoConfig(), DemoConfig.quick_preset()
+    assert quick.epochs < default.epochs and quick.videos_per_class < default.videos_per_class
+    cfg = DemoConfig.quick_preset(seed=3, epochs=5, flow_backend="tvl1")
+    assert (cfg.seed, cfg.epochs, cfg.flow_backend) == (3, 5, "tvl1")
+    # the rest of the preset stays
+    assert dataclasses.replace(cfg, seed=0, epochs=quick.epochs, flow_backend="farneback") == quick
+
+
+def test_cli_builds_the_config_from_its_flags(monkeypatch, tmp_path):
+    import flowless.demo
+
+    seen = []
+    monkeypatch.delenv("FLOWLESS_QUIET", raising=False)
+    monkeypatch.setattr(flowless.demo, "run_demo",
+                        lambda cfg, quiet=None: seen.append((cfg, quiet)))
+    out = str(tmp_path / "demo")
+    assert main(["demo", "--quick", "--out", out, "--seed", "2", "--epochs", "5",
+                 "--quiet"]) == 0
+    assert main(["demo", "--out", out, "--alpha", "8", "--workers", "3"]) == 0
+    assert seen == [(DemoConfig.quick_preset(out=out, seed=2, epochs=5), True),
+                    (DemoConfig(out=out, alpha=8.0, workers=3), None)]

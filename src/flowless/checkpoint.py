@@ -17,7 +17,9 @@ file from a stranger cannot run code. Layout (``format == "flowless"``)::
 
 from __future__ import annotations
 
+import errno
 import io
+import os
 import pickle
 import platform
 import re
@@ -71,8 +73,45 @@ def save_checkpoint(path: str | Path, ckpt: dict[str, Any]) -> Path:
     ckpt.setdefault("versions", versions())
     path = Path(path)
     with atomic_path(path, suffix=path.suffix) as tmp:
-        torch.save(ckpt, tmp)
+        try:
+            torch.save(ckpt, tmp)
+        except RuntimeError as exc:
+            full = _full_disk(exc, tmp)
+            if full is None:
+                raise
+            # atomic_path removes the temporary file and reports the full disk in one line
+            raise OSError(full, os.strerror(full)) from exc
     return path
+
+
+# how torch.save's C++ writer reports a failed write (it carries no errno)
+_WRITE_FAILED = re.compile(r"unexpected pos|write failed|failed writing|No space left|"
+                           r"Disk quota exceeded", re.IGNORECASE)
+_PROBE_BYTES = 1 << 20
+
+
+def _full_disk(exc: RuntimeError, tmp: Path) -> int | None:
+    """ENOSPC or EDQUOT when ``exc`` is torch.save failing on a full disk (or quota), else None.
+
+    torch's message has no errno, so the file is probed: appending 1 MiB to the partial
+    temporary file fails with the real errno when the disk (or quota) is full.
+    """
+    text = str(exc)
+    if not _WRITE_FAILED.search(text):
+        return None
+    if "No space left" in text:
+        return errno.ENOSPC
+    if "Disk quota exceeded" in text:
+        return errno.EDQUOT
+    try:
+        with open(tmp, "ab") as fh:
+            fh.write(bytes(_PROBE_BYTES))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as probe:
+        if probe.errno in (errno.ENOSPC, errno.EDQUOT):
+            return probe.errno
+    return None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

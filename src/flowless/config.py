@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,10 +19,11 @@ from typing import Any, TypeVar
 import yaml
 
 from flowless.errors import ConfigError
+from flowless.models.resnet3d import MODEL_STAGES, TAPS
 
-TAPS = ("stem", "layer1", "layer2", "layer3", "layer4", "pool")
-STAGES = ("stem", "layer1", "layer2", "layer3", "layer4", "fc")
 DISTILL_MODES = ("none", "mars", "relation", "relation+mars", "kd")
+# train-fusion takes these from the first stream checkpoint; a config may not set them
+FUSION_CLIP_KEYS = ("data.clip_len", "data.size", "data.stride", "data.short_side")
 
 
 @dataclass
@@ -110,7 +112,7 @@ class TrainConfig:
 
 @dataclass
 class FusionConfig:
-    """Attention fusion on top of frozen stream checkpoints (REFERENCE section 4)."""
+    """Attention fusion on top of frozen stream checkpoints (docs/method.md §4)."""
 
     streams: list[str] = field(default_factory=list)  # stream checkpoint paths
     epochs: int = 30
@@ -130,7 +132,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "stream": ("rgb", "flow"),
     "amp": ("auto", "off", "bf16", "fp16"),
     "model.shortcut": (None, "A", "B"),
-    "model.freeze_until": (None,) + STAGES[1:],
+    "model.freeze_until": (None,) + MODEL_STAGES[1:],
     "optim.name": ("sgd", "adamw"),
     "optim.schedule": ("plateau", "cosine", "none"),
     "distill.mode": DISTILL_MODES,
@@ -375,11 +377,84 @@ def save_yaml(cfg: Any, path: str | Path) -> Path:
 
 def load_config(
     path: str | Path | None = None,
-    overrides: list[str] | None = None,
+    overrides: Sequence[str] | None = None,
     cls: type[C] = TrainConfig,  # type: ignore[assignment]
+    *,
+    flags: Sequence[str] = (),
+    resume: str | Path | None = None,
+    streams: Sequence[str] | None = None,
 ) -> C:
-    """Defaults, then the YAML file (if any), then ``--set`` overrides; validated."""
-    cfg = load_yaml(path, cls) if path else cls()
-    cfg = apply_overrides(cfg, overrides)
+    """Resolve a run config; the one path used by the CLI commands, the tests and the API.
+
+    Layers, later wins: the defaults (or, with ``resume`` and no ``path``, the resumed run's
+    saved config with ``out`` set to its folder), the YAML file ``path``, ``flags``
+    (``key=value`` from command-line flags), ``overrides`` (``--set key=value``). Validated.
+
+    TrainConfig: ``cfg.resume`` is ``resume``, never the file's (the config.yaml of a resumed
+    run names its source); a teacher in ``flags`` with no distill mode in ``flags``, the file
+    or the resumed run means ``distill.mode=relation``. FusionConfig: ``streams`` replace
+    ``cfg.streams``; the clip settings (:data:`FUSION_CLIP_KEYS`) come from the stream
+    checkpoints, so a file or an override that sets them is refused.
+    """
+    train_cfg, fusion_cfg = issubclass(cls, TrainConfig), issubclass(cls, FusionConfig)
+    if resume is not None and not train_cfg:
+        raise ValueError(f"resume: {cls.__name__} runs cannot be resumed")
+    if streams is not None and not fusion_cfg:
+        raise ValueError(f"streams: {cls.__name__} has no streams")
+    flags, sets = list(flags), list(overrides or [])
+    if path:
+        cfg = load_yaml(path, cls)
+        if fusion_cfg:
+            _refuse_clip_settings(cfg, path)
+    elif resume:
+        cfg = _resumed_config(resume, cls)
+    else:
+        cfg = cls()
+    if fusion_cfg:
+        for key in _keys(flags + sets):
+            if key in FUSION_CLIP_KEYS:
+                raise ConfigError(f"{key}: train-fusion takes clip settings from the stream "
+                                  f"checkpoints; drop {key}")
+    if train_cfg:
+        given = dict(_split(item) for item in flags if "=" in item)
+        if given.get("distill.teacher") and "distill.mode" not in given \
+                and cfg.distill.mode == "none":
+            flags.append("distill.mode=relation")  # a teacher alone means the paper's loss
+    cfg = apply_overrides(cfg, flags + sets)
+    if train_cfg:
+        cfg.resume = None if resume is None else str(resume)
+    if streams is not None:
+        cfg.streams = list(streams)
     validate(cfg)
     return cfg
+
+
+def _split(item: str) -> tuple[str, str]:
+    key, _, value = item.partition("=")
+    return key.strip(), value
+
+
+def _keys(items: Sequence[str]) -> list[str]:
+    return [_split(item)[0] for item in items if "=" in item]
+
+
+def _resumed_config(resume: str | Path, cls: type[C]) -> C:
+    """The config of the run ``resume`` continues (its config.yaml, else its checkpoint's)."""
+    from flowless.engine.state import load_resume, resume_path
+
+    ckpt = resume_path(resume)
+    saved = ckpt.parent / "config.yaml"
+    cfg = load_yaml(saved, cls) if saved.exists() else from_dict(cls, load_resume(ckpt)["config"])
+    cfg.out = str(ckpt.parent)  # type: ignore[attr-defined]
+    return cfg
+
+
+def _refuse_clip_settings(cfg: FusionConfig, path: str | Path) -> None:
+    """Refuse clip settings in a fusion YAML file; the defaults (which the config.yaml of a
+    fusion run holds) are accepted."""
+    default = DataConfig()
+    for key in FUSION_CLIP_KEYS:
+        name = key.split(".", 1)[1]
+        if getattr(cfg.data, name) != getattr(default, name):
+            raise ConfigError(f"{path}: {key}: train-fusion takes clip settings from the stream "
+                              f"checkpoints; drop {key} from the file")

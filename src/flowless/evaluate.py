@@ -7,11 +7,11 @@ such as the demo and the CLI.
 
 from __future__ import annotations
 
-from flowless.eval.scoring import FUSION_RULES, fuse
 from flowless.eval.inference import PROTOCOLS, score_video
 from flowless.eval.metrics import summarize, topk_accuracy
 from flowless.eval.report import read_predictions
 from flowless.eval.runner import evaluate
+from flowless.eval.scoring import FUSION_RULES, fuse
 from flowless.eval.streams import load_streams
 
 __all__ = [

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from flowless.errors import ConfigError
-from flowless.eval.scoring import FUSION_RULES, AttentionRule, fusion_probs, softmax
 from flowless.eval.inference import StageTimes, score_video
 from flowless.eval.report import top_entries
+from flowless.eval.scoring import FUSION_RULES, AttentionRule, fusion_probs, softmax
 from flowless.eval.streams import Stream, load_streams
 
 

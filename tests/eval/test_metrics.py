@@ -3,7 +3,6 @@ import math
 import numpy as np
 import pytest
 
-from flowless.eval.scoring import FUSION_RULES, fuse, log_softmax, softmax
 from flowless.eval.metrics import (
     confusion_matrix,
     mean_class_accuracy,
@@ -13,6 +12,7 @@ from flowless.eval.metrics import (
     topk_accuracy,
     topk_correct,
 )
+from flowless.eval.scoring import FUSION_RULES, fuse, log_softmax, softmax
 
 # 5 videos, 3 classes. Rankings (best first):
 #   v0: 0,1,2  label 0 -> top1 yes

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from flowless.checkpoint import save_checkpoint
-from flowless.errors import CheckpointError, ConfigError
-from flowless.models import AttentionFusion, MeanFusion, count_parameters, fusion_from_checkpoint
+from flowless.errors import CheckpointError
+from flowless.models import AttentionFusion, count_parameters, fusion_from_checkpoint
 
 
 def test_parameter_count_for_101_classes():
@@ -75,16 +75,3 @@ def test_config_rebuild_and_checkpoint_round_trip(tmp_path):
 def test_wrong_stream_count_is_rejected():
     with pytest.raises(ValueError, match="expected 2 streams, got 3"):
         AttentionFusion(4)(torch.randn(2, 3, 4))
-
-
-def test_mean_fusion_modes():
-    a, b = torch.randn(3, 7), torch.randn(3, 7)
-    torch.testing.assert_close(MeanFusion()([a, b]), (a + b) / 2)
-    mean_prob = (a.softmax(1) + b.softmax(1)) / 2
-    torch.testing.assert_close(MeanFusion("softmax")([a, b]).exp(), mean_prob)
-    torch.testing.assert_close(MeanFusion("softmax")([a, b]).softmax(1), mean_prob)
-    logp = MeanFusion("log_softmax")(torch.stack([a, b], 1))
-    torch.testing.assert_close(logp, (a.log_softmax(1) + b.log_softmax(1)) / 2)
-    assert MeanFusion(**MeanFusion("softmax").config).mode == "softmax"
-    with pytest.raises(ConfigError, match="choose one of"):
-        MeanFusion("max")

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flowless.config import TrainConfig
 
 # flag -> config key (applied after --config, before --set)
 FLAGS = {
@@ -50,30 +55,28 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     return p
 
 
-def build_config(args: argparse.Namespace):
-    """The run's TrainConfig from --resume / --config, flags and --set (validated)."""
-    from flowless.config import TrainConfig, apply_overrides, from_dict, load_yaml, validate
-    from flowless.engine.state import load_resume, resume_path
+def flag_overrides(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
+    """``key=value`` for each flag in ``flags`` (flag -> config key) given on the command line."""
+    return [f"{key}={getattr(args, flag)}" for flag, key in flags.items()
+            if getattr(args, flag, None) is not None]
 
-    overrides = [f"{key}={getattr(args, flag)}" for flag, key in FLAGS.items()
-                 if getattr(args, flag, None) is not None]
-    if args.config is not None:
-        cfg = load_yaml(args.config)
-    elif args.resume:
-        path = resume_path(args.resume)
-        saved = path.parent / "config.yaml"
-        cfg = load_yaml(saved) if saved.exists() else from_dict(
-            TrainConfig, load_resume(path)["config"])
-        if args.out is None:
-            overrides.append(f"out={path.parent}")
-    else:
-        cfg = TrainConfig()
-    if args.teacher and not args.distill and cfg.distill.mode == "none":
-        overrides.append("distill.mode=relation")  # a teacher alone means the paper's loss
-    cfg = apply_overrides(cfg, overrides + list(args.overrides))
-    cfg.resume = args.resume
-    validate(cfg)
-    return cfg
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    """The run's TrainConfig from --resume / --config, flags and --set (validated)."""
+    from flowless.config import TrainConfig, load_config
+
+    return load_config(args.config, args.overrides, TrainConfig,
+                       flags=flag_overrides(args, FLAGS), resume=args.resume)
+
+
+def _is_main_process() -> bool:
+    """False on the ranks other than 0 of a ``torchrun`` job (RANK / WORLD_SIZE)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE") or 1)
+        rank = int(os.environ.get("RANK") or 0)
+    except ValueError:  # train() has already refused it; print as a single process would
+        return True
+    return world <= 1 or rank == 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = build_config(args)
     run_dir = train(cfg, quiet=True if args.quiet else None)
+    if not _is_main_process():
+        return 0  # rank 0 reports the run
     from flowless.checkpoint import load_checkpoint
 
     best = run_dir / "best.pt"

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flowless.config import FusionConfig
 
 FLAGS = {
     "dataset": "data.root", "format": "data.format", "split": "data.split",
@@ -40,16 +44,19 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     return p
 
 
+def build_config(args: argparse.Namespace) -> FusionConfig:
+    """The FusionConfig from --config, flags, --set and the stream checkpoints (validated)."""
+    from flowless.cli.train import flag_overrides
+    from flowless.config import FusionConfig, load_config
+
+    return load_config(args.config, args.overrides, FusionConfig,
+                       flags=flag_overrides(args, FLAGS), streams=args.streams)
+
+
 def run(args: argparse.Namespace) -> int:
-    from flowless.config import FusionConfig, apply_overrides, load_yaml, validate
     from flowless.engine import train_fusion
 
-    cfg = load_yaml(args.config, FusionConfig) if args.config else FusionConfig()
-    overrides = [f"{key}={getattr(args, flag)}" for flag, key in FLAGS.items()
-                 if getattr(args, flag, None) is not None]
-    cfg = apply_overrides(cfg, overrides + list(args.overrides))
-    cfg.streams = list(args.streams)
-    validate(cfg)
+    cfg = build_config(args)
     run_dir = train_fusion(cfg, quiet=True if args.quiet else None)
     from flowless.engine.metrics import read_metrics
 

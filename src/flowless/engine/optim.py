@@ -7,14 +7,15 @@ import math
 import torch
 from torch import nn
 
-from flowless.config import STAGES, OptimConfig
+from flowless.config import OptimConfig
 from flowless.errors import ConfigError
+from flowless.models.resnet3d import MODEL_STAGES
 
 
 def stage_of(param_name: str) -> str:
     """Stage of a parameter by its name: layer1..layer4, fc, else stem (conv1, bn1)."""
     head = param_name.split(".", 1)[0]
-    return head if head in STAGES else "stem"
+    return head if head in MODEL_STAGES else "stem"
 
 
 def freeze_until(model: nn.Module, stage: str | None) -> list[str]:
@@ -26,12 +27,12 @@ def freeze_until(model: nn.Module, stage: str | None) -> list[str]:
     """
     if stage is None:
         return []
-    if stage not in STAGES[1:]:
-        raise ConfigError(f"model.freeze_until: {stage!r} is not one of: {', '.join(STAGES[1:])}")
-    cut = STAGES.index(stage)
+    if stage not in MODEL_STAGES[1:]:
+        raise ConfigError(f"model.freeze_until: {stage!r} is not one of: {', '.join(MODEL_STAGES[1:])}")
+    cut = MODEL_STAGES.index(stage)
     frozen = []
     for name, p in model.named_parameters():
-        if STAGES.index(stage_of(name)) < cut:
+        if MODEL_STAGES.index(stage_of(name)) < cut:
             p.requires_grad_(False)
             frozen.append(name)
     return frozen

@@ -157,6 +157,52 @@ def train(cfg: TrainConfig, *, quiet: bool | None = None) -> Path:
         teardown(env)
 
 
+@dataclasses.dataclass
+class _Data:
+    """The datasets and loaders of a run, and the batch keys of student and teacher."""
+
+    classes: list[str]
+    train_ds: Any
+    train_loader: Any
+    val_ds: Any
+    val_loader: Any
+    num_val_videos: int
+    student_key: str
+    teacher_key: str | None
+
+
+def _data(cfg: TrainConfig, env: DistEnv, run_dir: Path, teacher_input: str | None,
+          echo: Callable[[str], None] | None) -> _Data:
+    """Records, clip datasets and loaders (validation: the student's input, test clips)."""
+    classes, train_recs, val_recs, skipped = rundata.load_records(cfg.data)
+    if env.is_main:
+        writable_dir(run_dir)  # an unwritable --out fails now, not after an epoch
+    if echo and skipped:
+        echo(f"skipped {len(skipped)} missing videos (e.g. {skipped[0].path})")
+    ds_stream, s_key, t_key = rundata.dataset_stream(cfg.stream, teacher_input)
+    train_ds = rundata.clip_dataset(train_recs, cfg.data, ds_stream, "train", cfg.seed)
+    val_ds = rundata.clip_dataset(val_recs, cfg.data, cfg.stream, "test", cfg.seed) \
+        if val_recs else None
+    train_loader = rundata.make_loader(train_ds, cfg.batch_size, env, train=True, seed=cfg.seed,
+                                       workers=cfg.data.workers)
+    val_loader = rundata.make_loader(val_ds, cfg.batch_size, env, train=False, seed=cfg.seed,
+                                     workers=cfg.data.workers) if val_ds is not None else None
+    return _Data(list(classes), train_ds, train_loader, val_ds, val_loader, len(val_recs),
+                 s_key, t_key)
+
+
+def _restore(resume: dict[str, Any], net: nn.Module, optimizer: torch.optim.Optimizer,
+             schedule: Schedule, scaler: torch.amp.GradScaler) -> tuple[int, dict, list]:
+    """Load a resumed run's state; returns (epoch done, best so far, metric history)."""
+    net.load_state_dict(resume["model"])
+    optimizer.load_state_dict(resume["optimizer"])
+    schedule.load_state_dict(resume["scheduler"])
+    if "scaler" in resume and scaler.is_enabled():
+        scaler.load_state_dict(resume["scaler"])
+    set_rng_state(resume["rng"])
+    return int(resume["epoch"]), dict(resume["best"]), list(resume["history"])
+
+
 def _train(cfg: TrainConfig, env: DistEnv, quiet: bool | None) -> Path:
     run_dir = Path(cfg.out)
     echo = _echo(env, quiet)
@@ -170,49 +216,30 @@ def _train(cfg: TrainConfig, env: DistEnv, quiet: bool | None) -> Path:
         torch.set_flush_denormal(True)  # docs/method.md §8: denormals slow late training 20x
     seed_everything(cfg.seed)
 
-    classes, train_recs, val_recs, skipped = rundata.load_records(cfg.data)
-    if env.is_main:
-        writable_dir(run_dir)  # an unwritable --out fails now, not after an epoch
-    if echo and skipped:
-        echo(f"skipped {len(skipped)} missing videos (e.g. {skipped[0].path})")
     teacher, teacher_input = (None, None)
     if cfg.distill.mode != "none":
         teacher, teacher_input = _build_teacher(cfg, env.device)
-    ds_stream, s_key, t_key = rundata.dataset_stream(cfg.stream, teacher_input)
-    train_ds = rundata.clip_dataset(train_recs, cfg.data, ds_stream, "train", cfg.seed)
-    val_ds = rundata.clip_dataset(val_recs, cfg.data, cfg.stream, "test", cfg.seed) \
-        if val_recs else None
-    train_loader = rundata.make_loader(train_ds, cfg.batch_size, env, train=True, seed=cfg.seed,
-                                       workers=cfg.data.workers)
-    val_loader = rundata.make_loader(val_ds, cfg.batch_size, env, train=False, seed=cfg.seed,
-                                     workers=cfg.data.workers) if val_ds is not None else None
-
+    d = _data(cfg, env, run_dir, teacher_input, echo)
     torch.manual_seed(cfg.seed)
-    net = _build_model(cfg, len(classes), echo if resume is None else None).to(env.device)
+    net = _build_model(cfg, len(d.classes), echo if resume is None else None).to(env.device)
     distiller = None
     if teacher is not None:
         _check_taps(net, teacher, cfg, 3 if cfg.stream == "rgb" else 2,
                     2 if teacher_input == "flow" else 3, env.device)
         distiller = Distiller(teacher, cfg.distill.mode, cfg.distill.alpha, cfg.distill.taps,
-                              cfg.distill.temperature, input_key=t_key or "clip")
+                              cfg.distill.temperature, input_key=d.teacher_key or "clip")
     model: nn.Module = Taps(net)
     if env.distributed:
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[env.device] if env.device.type == "cuda" else None)
     optimizer = build_optimizer(net, cfg.optim)
-    schedule = Schedule(optimizer, cfg.optim, cfg.epochs, len(train_loader))
+    schedule = Schedule(optimizer, cfg.optim, cfg.epochs, len(d.train_loader))
     dtype = amp_dtype(cfg, env.device)
     scaler = torch.amp.GradScaler(env.device.type, enabled=dtype == torch.float16)
 
     start, best, history = 0, {"epoch": 0, "val_acc": -1.0, "metric": None}, []
     if resume is not None:
-        net.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        schedule.load_state_dict(resume["scheduler"])
-        if "scaler" in resume and scaler.is_enabled():
-            scaler.load_state_dict(resume["scaler"])
-        start, best, history = int(resume["epoch"]), dict(resume["best"]), list(resume["history"])
-        set_rng_state(resume["rng"])
+        start, best, history = _restore(resume, net, optimizer, schedule, scaler)
         if echo:
             echo(f"resumed {cfg.resume} at epoch {start}/{cfg.epochs}")
     if env.is_main:
@@ -220,35 +247,36 @@ def _train(cfg: TrainConfig, env: DistEnv, quiet: bool | None) -> Path:
     barrier(env)
     log = MetricsLog(run_dir, tensorboard=cfg.tensorboard, history=history, echo=echo) \
         if env.is_main else None
-    opts = StepOptions(device=env.device, input_key=s_key, amp_dtype=dtype,
+    opts = StepOptions(device=env.device, input_key=d.student_key, amp_dtype=dtype,
                        grad_clip=cfg.optim.grad_clip, quiet=quiet)
     val_opts = dataclasses.replace(opts, input_key="clip")  # val clips: the student's input only
     try:
         for epoch in range(start + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
-            rundata.set_epoch(train_loader, epoch, cfg.seed)
+            rundata.set_epoch(d.train_loader, epoch, cfg.seed)
             opts.desc = f"epoch {epoch}/{cfg.epochs}"
             record: dict[str, Any] = {"epoch": epoch, "epochs": cfg.epochs, "lr": schedule.lr}
-            record.update(train_epoch(model, train_loader, optimizer, opts, env,
+            record.update(train_epoch(model, d.train_loader, optimizer, opts, env,
                                       schedule=schedule, scaler=scaler, distiller=distiller,
-                                      total=len(train_ds)))
-            if val_loader is not None and (epoch % cfg.val_every == 0 or epoch == cfg.epochs):
-                record.update(val_epoch(model, val_loader, val_opts, env, num_videos=len(val_recs),
-                                      num_classes=len(classes), total=len(val_ds)))
+                                      total=len(d.train_ds)))
+            if d.val_loader is not None and (epoch % cfg.val_every == 0 or epoch == cfg.epochs):
+                record.update(val_epoch(model, d.val_loader, val_opts, env,
+                                        num_videos=d.num_val_videos,
+                                        num_classes=len(d.classes), total=len(d.val_ds)))
             schedule.step_epoch(record.get("val_loss", record["train_loss"])
                                 if cfg.optim.schedule == "plateau" else None)
             record["time_s"] = time.perf_counter() - t0
-            metric = record.get("val_acc") if val_loader is not None else record["train_acc"]
+            metric = record.get("val_acc") if d.val_loader is not None else record["train_acc"]
             improved = metric is not None and metric > best["val_acc"]
             if improved:
                 best = {"epoch": epoch, "val_acc": metric,
-                        "metric": "val_acc" if val_loader is not None else "train_acc"}
+                        "metric": "val_acc" if d.val_loader is not None else "train_acc"}
             history.append(record)
             if env.is_main:
                 state = {"optimizer": optimizer.state_dict(), "scheduler": schedule.state_dict(),
                          "scaler": scaler.state_dict(), "rng": rng_state(), "best": best,
                          "history": history, "metrics": record}
-                ckpt = _checkpoint(cfg, net, classes, epoch, state)
+                ckpt = _checkpoint(cfg, net, d.classes, epoch, state)
                 save_checkpoint(run_dir / LAST, ckpt)
                 if improved:
                     save_checkpoint(run_dir / BEST, weights_only(ckpt))

@@ -20,9 +20,9 @@ import numpy as np
 
 from flowless.errors import CheckpointError, ConfigError, FlowError, VideoError
 from flowless.eval import report
-from flowless.eval.scoring import FUSION_RULES, AttentionRule, fuse, softmax
 from flowless.eval.inference import PROTOCOLS, StageTimes, score_video
 from flowless.eval.metrics import summarize
+from flowless.eval.scoring import FUSION_RULES, AttentionRule, fuse, softmax
 from flowless.eval.streams import Stream, load_streams
 from flowless.io import append_jsonl, writable_dir, write_json
 from flowless.progress import progress

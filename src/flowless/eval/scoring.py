@@ -8,8 +8,8 @@ benchmark scripts all use this module.
 Fusion rules (the rule matters, docs/method.md §8: a flow stream that is confidently wrong
 drowns in a softmax mean but is outvoted in a sum of log-probabilities):
 
-- ``softmax-mean``: mean of the streams' softmax (MARS / mmaction2 two-stream baseline).
-- ``logit-mean``: softmax of the mean of logits.
+- ``softmax-mean``: mean of the streams' softmax (the mmaction2 convention).
+- ``logit-mean``: softmax of the mean of logits (the MARS two-stream baseline).
 - ``logprob-sum``: ranks classes by the sum of log-probabilities (product of experts); the
   probabilities reported are the normalised geometric mean, so fusing a stream with itself
   changes nothing.

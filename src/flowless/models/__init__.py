@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flowless.models.fusion import AttentionFusion, MeanFusion, fusion_from_checkpoint
+from flowless.models.fusion import AttentionFusion, fusion_from_checkpoint
 from flowless.models.resnet3d import (
     ARCHS,
-    STAGES,
+    MODEL_STAGES,
     TAPS,
     VideoResNet,
     count_parameters,
@@ -21,11 +21,10 @@ from flowless.models.weights import (
 
 __all__ = [
     "ARCHS",
-    "STAGES",
+    "MODEL_STAGES",
     "TAPS",
     "AttentionFusion",
     "LoadReport",
-    "MeanFusion",
     "VideoResNet",
     "count_parameters",
     "create_model",

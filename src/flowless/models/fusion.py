@@ -1,8 +1,8 @@
-"""Late fusion of stream logits: the paper's attention fusion and plain averaging baselines.
+"""The paper's attention fusion module (docs/method.md §4), a trainable late fusion.
 
-All modules take the streams' logits as a list of (B, K) tensors or one (B, S, K) tensor and
-return fused (B, K) scores; the same module is used for training and testing (the authors'
-scripts used two incompatible modules).
+It takes the streams' logits as a list of (B, K) tensors or one (B, S, K) tensor and returns
+fused (B, K) scores; the same module is used for training and testing (the authors' scripts
+used two incompatible modules). The parameter-free rules are in :mod:`flowless.eval.scoring`.
 """
 
 from __future__ import annotations
@@ -68,36 +68,6 @@ class AttentionFusion(nn.Module):
 
     def forward(self, streams: Streams) -> torch.Tensor:
         return self.forward_with_weights(streams)[0]
-
-
-class MeanFusion(nn.Module):
-    """Parameter-free baselines: mean of logits, of softmax, or of log-softmax.
-
-    ``mode="logits"`` (MARS two-stream baseline) averages logits; ``"softmax"`` returns the
-    log of the mean probabilities (so a softmax of the output gives the mean probabilities);
-    ``"log_softmax"`` averages log-probabilities (the log-prob sum, up to a factor, which
-    did much better than softmax averaging in a trial, docs/method.md §8).
-    """
-
-    MODES = ("logits", "softmax", "log_softmax")
-
-    def __init__(self, mode: str = "logits"):
-        super().__init__()
-        if mode not in self.MODES:
-            raise ConfigError(f"MeanFusion mode {mode!r}: choose one of {', '.join(self.MODES)}")
-        self.mode = mode
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return {"mode": self.mode}
-
-    def forward(self, streams: Streams) -> torch.Tensor:
-        x = stack_streams(streams)
-        if self.mode == "logits":
-            return x.mean(dim=1)
-        if self.mode == "softmax":
-            return torch.log(F.softmax(x, dim=-1).mean(dim=1))
-        return F.log_softmax(x, dim=-1).mean(dim=1)
 
 
 def fusion_from_checkpoint(ckpt_or_path: str | Path | dict[str, Any],

@@ -43,7 +43,7 @@ EXPANSION = {"basic": 1, "bottleneck": 4, "resnext": 2}
 STEM_CHANNELS = 64
 
 TAPS = ("stem", "layer1", "layer2", "layer3", "layer4", "pool")
-STAGES = ("stem", "layer1", "layer2", "layer3", "layer4", "fc")
+MODEL_STAGES = ("stem", "layer1", "layer2", "layer3", "layer4", "fc")
 
 
 def conv3x3x3(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Conv3d:
