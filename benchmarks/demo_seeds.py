@@ -4,7 +4,9 @@ Reads ``summary.json`` of finished demo runs (``flowless demo --seed S --out run
 and prints, per method, video top-1 per seed with mean ± sample standard deviation, the
 motion / category accuracy means, the end-to-end time per video, and how many times faster
 the slowest RGB-only row is than the fastest row that needs flow, per seed, and on how many
-seeds each of the paper's claims held (:func:`flowless.demo_report.check_claims`).
+seeds each of the paper's claims held, with the interval across seeds
+(:func:`flowless.demo_report.seeds_summary`; ``flowless demo --seeds 0-4`` runs and
+aggregates in one command).
 
     python benchmarks/demo_seeds.py runs/demo_s0 runs/demo_s1 runs/demo_s2
 """
@@ -45,18 +47,9 @@ def tables(summaries: list[dict], first: int | None = None) -> str:
         cat = [100 * r[m]["category_acc"] for r in rows]
         ms = " / ".join(f"{r[m]['ms_per_video']:.1f}" for r in rows)
         out.append(f"| {m} | {_ms(mot)} | {_ms(cat)} | {ms} |")
-    from flowless.demo_report import check_claims
+    from flowless.demo_report import format_seeds, seeds_summary
 
-    per_seed = [check_claims(s["rows"]) for s in summaries]
-    ratios = [next(c["value"] for c in claims if c["claim"].startswith("RGB-only"))
-              for claims in per_seed]
-    out += ["", "fastest row needing flow / slowest RGB-only row, per seed: "
-            + ", ".join(f"{x:.1f}x" for x in ratios), ""]
-    for i, claim in enumerate(per_seed[0]):
-        held = [c[i]["held"] for c in per_seed]
-        out.append(f"- {claim['claim']}: held on {sum(held)} of {len(held)} seeds ("
-                   + "; ".join(f"seed {k}: {c[i]['figures']}" for k, c in zip(seeds, per_seed))
-                   + ")")
+    out += ["", format_seeds(seeds_summary(summaries))]
     return "\n".join(out)
 
 

@@ -40,10 +40,13 @@ class DemoConfig:
 
     out: str = "runs/demo"
     seed: int = 0
-    # dataset (flowless synth)
+    variant: str = "context"  # the dataset: a key of VARIANTS (see docs/dataset.md)
+    # dataset (flowless synth); the defaults are the "context" variant's
     motions: int = 5
-    categories: int = 2
-    videos_per_class: int = 48
+    categories: int = 1
+    context: float = 0.5
+    videos_per_class: int = 144
+    test_per_class: int | None = 80  # 400 test videos: one video is 0.25 points
     frames: int = 17
     render_size: int = 64
     # objects move 1.6x the synth default (chosen once, seed 0, with RGB and Flow streams only:
@@ -69,17 +72,51 @@ class DemoConfig:
     fusion_epochs: int = 30
     timing_videos: int = 20  # test videos timed end to end per method (median reported)
     threads: int = 0  # torch threads (0: all cores)
+    baselines_only: bool = False  # calibration: RGB, Flow and their fusions only
+
+    @classmethod
+    def for_variant(cls, variant: str, **overrides: Any) -> DemoConfig:
+        """The demo on a named dataset variant (:data:`VARIANTS`); ``overrides`` win."""
+        if variant not in VARIANTS:
+            from flowless.errors import ConfigError
+
+            raise ConfigError(f"unknown demo variant {variant!r}; choose one of "
+                              f"{', '.join(VARIANTS)}")
+        return cls(**{"variant": variant, **VARIANTS[variant], **overrides})
 
     @classmethod
     def quick_preset(cls, **overrides: Any) -> DemoConfig:
-        """Seconds-scale data and epochs, for tests and a smoke run; ``overrides`` win."""
-        base = dict(motions=2, categories=2, videos_per_class=6, frames=9,
+        """Seconds-scale data and epochs, for tests and a smoke run, on the dataset variant
+        ``overrides["variant"]`` (default "context"); ``overrides`` win."""
+        variant = overrides.get("variant", "context")
+        kind = {"context": dict(categories=1, context=0.5),
+                "appearance-motion": dict(categories=2, context=0.0),
+                "motion-only": dict(categories=1, context=0.0)}
+        if variant not in kind:
+            cls.for_variant(variant)  # raises the one-line error naming the variants
+        base = dict(motions=3 if variant != "appearance-motion" else 2, **kind[variant],
+                    videos_per_class=6, test_per_class=2, frames=9,
                     render_size=32, flow_backend="farneback", flow_preset=None,
                     flow_short_side=32,
                     clip_len=8, size=32, epochs=2, batch_size=8, fusion_epochs=3,
                     timing_videos=2, arch="resnet10", width=0.125)
         base.update(overrides)
         return cls(**base)
+
+
+# Dataset variants. "context" (the default since it was calibrated, docs/dataset.md): classes
+# are motions and a scene-context colour hints at the class half the time, so Flow is the
+# stronger stream and appearance still adds, as on UCF101/HMDB51. "appearance-motion" (the
+# default before): a class is a (motion, colour) pair, so the flow teacher is blind to half
+# of every label. "motion-only": classes are motions, colour is random.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "context": {"motions": 5, "categories": 1, "context": 0.5, "videos_per_class": 144,
+                "test_per_class": 80},
+    "appearance-motion": {"motions": 5, "categories": 2, "context": 0.0,
+                          "videos_per_class": 48, "test_per_class": None},
+    "motion-only": {"motions": 5, "categories": 1, "context": 0.0, "videos_per_class": 60,
+                    "test_per_class": None},
+}
 
 
 @dataclass(frozen=True)
@@ -122,6 +159,8 @@ STREAM_RUNS = (
 )
 FUSIONS = {"fusion_rgb_flow": ("rgb", "flow"), "fusion_ds_rgb": ("ds", "rgb"),
            "fusion_ds_flow": ("ds", "flow")}
+
+BASELINE_STREAMS = {"rgb", "flow"}  # what a benchmark is calibrated with (never a student)
 
 STAGE_DATA = "1/5 generate dataset"
 STAGE_FLOW = "2/5 extract flow"
@@ -170,6 +209,23 @@ class DemoRun:
             return str(self.ckpt(m.fusion))
         return m.fusion
 
+    @property
+    def methods(self) -> tuple[Method, ...]:
+        """The table's rows: all of :data:`METHODS`, or the baselines when calibrating."""
+        if self.cfg.baselines_only:
+            return tuple(m for m in METHODS if set(m.streams) <= BASELINE_STREAMS)
+        return METHODS
+
+    @property
+    def stream_runs(self) -> tuple[StreamRun, ...]:
+        return tuple(s for s in STREAM_RUNS
+                     if not self.cfg.baselines_only or s.name in BASELINE_STREAMS)
+
+    @property
+    def fusions(self) -> dict[str, tuple[str, ...]]:
+        return {k: v for k, v in FUSIONS.items()
+                if not self.cfg.baselines_only or set(v) <= BASELINE_STREAMS}
+
     def eval_dir(self, m: Method) -> Path:
         return self.out / "eval" / slug(m.name)
 
@@ -217,9 +273,10 @@ def _params(paths: list[Path]) -> int:
     return total
 
 
-def _time_methods(methods: list[tuple[list[Path], str | None]], videos: list[Path]) -> list[float]:
-    """Median end-to-end milliseconds per video for each (checkpoints, fusion) method:
-    decode + flow on the fly (if any) + networks.
+def _time_methods(methods: list[tuple[list[Path], str | None]], videos: list[Path]
+                  ) -> list[list[float]]:
+    """End-to-end milliseconds of each video (in ``videos`` order) for each (checkpoints,
+    fusion) method: decode + flow on the fly (if any) + networks.
 
     Methods are timed interleaved (each video runs through every method, in a rotating
     order) so that a slow spell of a shared machine, or a previous stage's threads winding
@@ -238,7 +295,7 @@ def _time_methods(methods: list[tuple[list[Path], str | None]], videos: list[Pat
             t0 = time.perf_counter()
             score_video(path, loaded[m])
             times[m].append(time.perf_counter() - t0)
-    return [1000.0 * statistics.median(t) for t in times]  # the median resists stray hiccups
+    return [[1000.0 * x for x in t] for t in times]
 
 
 def factor_accuracy(eval_dir: Path, classes: list[dict[str, Any]]) -> dict[str, float]:
@@ -276,10 +333,14 @@ def generate_data(run: DemoRun) -> None:
     from flowless.data.synth import make_synthetic_dataset
 
     cfg = run.cfg
+    options: dict[str, Any] = {"context": cfg.context} if cfg.context else {}
+    if cfg.test_per_class is not None:
+        options["test_per_class"] = cfg.test_per_class
     make_synthetic_dataset(
         run.data_root, motions=cfg.motions, categories=cfg.categories,
         videos_per_class=cfg.videos_per_class, frames=cfg.frames, size=cfg.render_size,
-        seed=cfg.seed, motion_scale=cfg.motion_scale, overwrite=False, quiet=run.quiet)
+        seed=cfg.seed, motion_scale=cfg.motion_scale, overwrite=False, quiet=run.quiet,
+        **options)
 
 
 def extract_flows(run: DemoRun, videos: list[tuple[str, Path]]) -> None:
@@ -323,14 +384,15 @@ def train_fusion_run(run: DemoRun, name: str, pair: tuple[str, ...]) -> None:
 
 def train_all(run: DemoRun) -> None:
     """The streams and students (in :data:`STREAM_RUNS` order), then the fusions."""
-    for s in STREAM_RUNS:
+    for s in run.stream_runs:
         train_stream(run, s)
-    for name, pair in FUSIONS.items():
+    for name, pair in run.fusions.items():
         train_fusion_run(run, name, pair)
 
 
 def evaluate_method(run: DemoRun, m: Method, classes: list[dict[str, Any]]) -> dict[str, Any]:
     """One table row (without its time): MARS-protocol accuracy, factor accuracy, weights."""
+    from flowless.eval.report import read_predictions
     from flowless.eval.runner import evaluate
 
     paths = [run.ckpt(s) for s in m.streams]
@@ -340,6 +402,7 @@ def evaluate_method(run: DemoRun, m: Method, classes: list[dict[str, Any]]) -> d
                    fusion=fusion, flow_root=run.flow_root, out=eval_dir, quiet=True)
     fusion_params = _params([Path(fusion)]) if m.fusion in FUSIONS else 0
     factors = factor_accuracy(eval_dir, classes)
+    predictions = read_predictions(eval_dir / "predictions.jsonl")
     return {
         "method": m.name, "needs_flow": "flow" in m.streams,
         "top1": res["top1"], "top5": res["top5"],
@@ -348,20 +411,24 @@ def evaluate_method(run: DemoRun, m: Method, classes: list[dict[str, Any]]) -> d
         "params": _params(paths) + fusion_params,
         "attention_weights": res.get("attention_weights"),
         "eval_dir": str(eval_dir),
+        # per test video, for the paired intervals of the claims
+        "correct": {p["key"]: int(p["correct"]) for p in predictions},
     }
 
 
 def time_all(run: DemoRun, rows: list[dict[str, Any]], test_videos: list[Path]) -> None:
-    """Add ``ms_per_video`` to each row of :data:`METHODS` (timed interleaved)."""
-    ms = _time_methods([([run.ckpt(s) for s in m.streams], run.fusion_of(m)) for m in METHODS],
-                       test_videos)
+    """Add ``ms_per_video`` (the median: it resists stray hiccups) and ``ms_each`` (per
+    timed video) to each row of :data:`METHODS` (timed interleaved)."""
+    ms = _time_methods([([run.ckpt(s) for s in m.streams], run.fusion_of(m))
+                        for m in run.methods], test_videos)
     for row, t in zip(rows, ms):
-        row["ms_per_video"] = t
+        row["ms_per_video"] = statistics.median(t)
+        row["ms_each"] = t
 
 
 def evaluate_all(run: DemoRun, index: Any, classes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every method's row: evaluated one after the other, then all timed together."""
-    rows = [evaluate_method(run, m, classes) for m in METHODS]
+    rows = [evaluate_method(run, m, classes) for m in run.methods]
     test_videos = [r.path for r in index.split("test")][: max(1, run.cfg.timing_videos)]
     time_all(run, rows, test_videos)
     return rows
@@ -382,8 +449,8 @@ def build_summary(run: DemoRun, rows: list[dict[str, Any]], index: Any) -> dict[
         "train_videos": len(index.split("train")),
         "classes": index.classes,
         "versions": versions(),
-        "checkpoints": {s.name: str(run.ckpt(s.name)) for s in STREAM_RUNS}
-        | {name: str(run.ckpt(name)) for name in FUSIONS},
+        "checkpoints": {s.name: str(run.ckpt(s.name)) for s in run.stream_runs}
+        | {name: str(run.ckpt(name)) for name in run.fusions},
     }
 
 
@@ -392,7 +459,8 @@ def print_summary(run: DemoRun, summary: dict[str, Any]) -> None:
     run.echo("")
     run.echo(format_table(summary["rows"]))
     run.echo("")
-    run.echo(format_factor_table(summary["rows"]))
+    if run.cfg.categories > 1:
+        run.echo(format_factor_table(summary["rows"]))
     run.echo("")
     run.echo(format_claims(summary["claims"]))
     run.echo(f"\nreport: {run.out / 'report.md'}  (total {summary['total_seconds']:.0f} s)")
@@ -423,3 +491,27 @@ def run_demo(cfg: DemoConfig, *, quiet: bool | None = None) -> dict[str, Any]:
     write_json(run.out / "summary.json", summary)
     print_summary(run, summary)
     return summary
+
+
+def run_seeds(cfg: DemoConfig, seeds: list[int], *, quiet: bool | None = None
+              ) -> dict[str, Any]:
+    """Run the demo once per seed (``<out>/seed_<S>``, each resumable) and aggregate: per
+    method top-1 over seeds, per claim mean, sd, sign count and the interval across seeds.
+    Writes ``<out>/seeds.md`` and ``<out>/seeds.json``; returns the aggregate."""
+    from flowless.demo_report import format_seeds, seeds_summary
+
+    if not seeds:
+        from flowless.errors import ConfigError
+
+        raise ConfigError("--seeds: give at least one seed, e.g. 0-4 or 0,1,2")
+    out = writable_dir(Path(cfg.out))
+    summaries = [run_demo(dataclasses.replace(cfg, seed=s, out=str(out / f"seed_{s}")),
+                          quiet=quiet) for s in seeds]
+    agg = seeds_summary(summaries)
+    text = format_seeds(agg)
+    write_text(out / "seeds.md", f"# flowless demo over seeds {', '.join(map(str, seeds))}\n\n"
+               f"{text}\n")
+    write_json(out / "seeds.json", agg)
+    if quiet is not True:
+        print(f"\n{text}\n\nseeds report: {out / 'seeds.md'}", flush=True)
+    return agg

@@ -262,3 +262,33 @@ def test_cli_prints_what_it_wrote_and_errors_in_one_line(tmp_path: Path, capsys)
     assert len(err.splitlines()) == 1
     assert main(["synth", str(tmp_path / "bad"), "--motions", "0"]) == 2
     assert "motions must be" in capsys.readouterr().err
+
+
+def test_context_colours_the_object_with_its_class_family_at_the_set_rate():
+    import numpy as np
+
+    from flowless.data.synth import FAMILIES, SynthConfig, plan_videos
+    from flowless.data.synth_render import object_family
+
+    for context, own_rate in ((1.0, 1.0), (0.5, 0.5 + 0.5 / len(FAMILIES))):
+        cfg = SynthConfig(motions=5, categories=1, context=context)
+        specs = plan_videos(cfg)
+        own = [object_family(cfg, s, np.random.default_rng([i, 7])) == s.motion
+               for i, s in enumerate(specs * 10)]
+        assert np.mean(own) == pytest.approx(own_rate, abs=0.03)
+    # context 0 draws exactly what the motion-only set always drew (no extra coin)
+    cfg = SynthConfig(motions=5, categories=1)
+    spec = plan_videos(cfg)[0]
+    for seed in range(20):
+        got = object_family(cfg, spec, np.random.default_rng(seed))
+        assert got == np.random.default_rng(seed).integers(len(FAMILIES))
+
+
+def test_context_needs_motion_only_classes():
+    from flowless.data.synth import SynthConfig
+    from flowless.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="context applies to motion-only classes"):
+        SynthConfig(categories=2, context=0.5).validate()
+    with pytest.raises(ConfigError, match="context must be between 0 and 1"):
+        SynthConfig(categories=1, context=1.5).validate()

@@ -15,6 +15,17 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     )
     p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     p.add_argument("--seed", type=int, default=0, help="seed of the data and of every run")
+    p.add_argument("--seeds", default=None, metavar="LIST",
+                   help="run once per seed (e.g. 0-4 or 0,2,5) into OUT/seed_S and aggregate "
+                   "the table and the claims over seeds into OUT/seeds.md")
+    p.add_argument("--variant", default="context",
+                   choices=("context", "appearance-motion", "motion-only"),
+                   help="embedded dataset: context (default; classes are motions, colour is a "
+                   "scene hint), appearance-motion (a class is a motion x colour pair; the "
+                   "default before 0.2) or motion-only")
+    p.add_argument("--baselines-only", action="store_true",
+                   help="train and evaluate only RGB, Flow and their fusions (calibrating a "
+                   "benchmark variant never looks at a distilled student)")
     p.add_argument("--quick", action="store_true",
                    help="seconds-scale data and epochs (a smoke test, numbers meaningless)")
     p.add_argument("--epochs", type=int, help="training epochs of every stream and student")
@@ -28,14 +39,36 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowless.demo import DemoConfig, run_demo
+    from flowless.demo import DemoConfig, run_demo, run_seeds
 
     overrides = {k: v for k, v in {
         "epochs": args.epochs, "videos_per_class": args.videos_per_class,
         "flow_backend": args.flow_backend, "alpha": args.alpha, "threads": args.threads,
         "workers": args.workers,
     }.items() if v is not None}
-    base = dict(out=args.out, seed=args.seed, **overrides)
-    cfg = DemoConfig.quick_preset(**base) if args.quick else DemoConfig(**base)
-    run_demo(cfg, quiet=True if args.quiet else None)
+    base = dict(out=args.out, seed=args.seed, baselines_only=args.baselines_only, **overrides)
+    cfg = DemoConfig.quick_preset(variant=args.variant, **base) if args.quick else \
+        DemoConfig.for_variant(args.variant, **base)
+    quiet = True if args.quiet else None
+    if args.seeds is not None:
+        run_seeds(cfg, parse_seeds(args.seeds), quiet=quiet)
+    else:
+        run_demo(cfg, quiet=quiet)
     return 0
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,2,5"`` -> [0, 2, 5] (ranges and lists mix)."""
+    from flowless.errors import ConfigError
+
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    except ValueError:
+        raise ConfigError(f"--seeds: {text!r} is not a list of seeds; write e.g. 0-4 or "
+                          "0,2,5") from None
+    if not seeds or min(seeds) < 0:
+        raise ConfigError(f"--seeds: {text!r}: give non-negative seeds, e.g. 0-4")
+    return seeds

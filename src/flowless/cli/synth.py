@@ -52,6 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     parser.add_argument("--distractors", type=int, default=2, metavar="N",
                         help="most distractor objects per video, each video draws 0..N "
                         "(default 2)")
+    parser.add_argument("--context", type=float, default=0.0, metavar="P",
+                        help="with --categories 1: chance that a video's object has its "
+                        "class's own colour family, a scene-context hint (default 0)")
     parser.add_argument("--jobs", "-j", type=int, default=None,
                         help="worker processes (default: the CPUs, at most 8; 1 for small sets)")
     parser.add_argument("--overwrite", action="store_true",
@@ -69,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         test_per_class=args.test_per_class, clips_per_group=args.clips_per_group,
         frames=args.frames, size=args.size, seed=args.seed, motion_scale=args.motion_scale,
         nuisance=args.nuisance, distractors=args.distractors, fps=args.fps,
+        context=args.context,
     )
     summary = generate(args.out, cfg, jobs=args.jobs, overwrite=args.overwrite,
                        quiet=args.quiet or None)

@@ -1,1 +1,2 @@
-"""Data: annotation formats, video decoding, clip sampling, transforms, datasets, synthetic data."""
+"""Data: annotation formats, video discovery and decoding, the clip plan, the clip dataset,
+transforms, synthetic data."""

@@ -68,7 +68,10 @@ class SynthConfig:
     Difficulty knobs: ``motion_scale`` multiplies object speeds, spin and zoom rates
     (smaller = subtler motion, harder for both streams); ``nuisance`` multiplies background
     drift, camera jitter and pixel noise; ``distractors`` is the most distractor objects
-    per video (each video draws 0..distractors).
+    per video (each video draws 0..distractors). ``context`` (motion-only classes,
+    ``categories=1``) is the chance that a video's object has its class's own colour family
+    (motion m: family m), as a scene hints at an action in real video; otherwise, and
+    always at 0, the family is drawn at random.
     """
 
     motions: int = 5
@@ -84,6 +87,7 @@ class SynthConfig:
     nuisance: float = 1.0
     distractors: int = 2
     fps: int = 25
+    context: float = 0.0
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid option."""
@@ -102,6 +106,11 @@ class SynthConfig:
             (self.distractors >= 0, "distractors must be >= 0"),
             (1 <= self.fps <= 240, "fps must be 1..240"),
             (self.seed >= 0, "seed must be >= 0"),
+            (0.0 <= self.context <= 1.0, "context must be between 0 and 1"),
+            (self.context == 0.0 or self.categories == 1,
+             "context applies to motion-only classes (categories 1)"),
+            (self.context == 0.0 or self.motions <= len(FAMILIES),
+             f"context needs one colour family per motion (motions <= {len(FAMILIES)})"),
         ]
         for ok, msg in checks:
             if not ok:

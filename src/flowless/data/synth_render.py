@@ -202,6 +202,16 @@ def _distractors(rng: np.random.Generator, cfg: SynthConfig, reserved: list[floa
     return layers
 
 
+def object_family(cfg: SynthConfig, spec: VideoSpec, rng: np.random.Generator) -> int:
+    """The colour family of a motion-only video's object: its class's own (family m for
+    motion m) with chance ``cfg.context``, else one drawn at random. The context coin is
+    drawn only when context is on, so context 0 keeps the pixels of the motion-only set made
+    before the option existed."""
+    if cfg.context > 0 and rng.random() < cfg.context:
+        return spec.motion
+    return int(rng.integers(len(FAMILIES)))
+
+
 def render(cfg: SynthConfig, spec: VideoSpec) -> np.ndarray:
     """Render one video as uint8 RGB frames (T, S, S, 3); a pure function of (cfg, spec).
 
@@ -212,7 +222,7 @@ def render(cfg: SynthConfig, spec: VideoSpec) -> np.ndarray:
     base = [cfg.seed, spec.motion, spec.category, spec.group]
     scene, rng = np.random.default_rng([*base, 0]), np.random.default_rng([*base, spec.clip])
     if cfg.categories == 1:
-        hue0, reserved = FAMILIES[rng.integers(len(FAMILIES))][1], [h for _, h in FAMILIES]
+        hue0, reserved = FAMILIES[object_family(cfg, spec, rng)][1], [h for _, h in FAMILIES]
     else:
         hue0, reserved = FAMILIES[spec.category][1], [h for _, h in FAMILIES[: cfg.categories]]
     hue = hue0 + rng.uniform(-HUE_JITTER, HUE_JITTER)
