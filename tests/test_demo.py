@@ -6,6 +6,7 @@ import dataclasses
 import json
 import re
 
+import numpy as np
 import pytest
 
 from flowless.checkpoint import load_checkpoint
@@ -271,3 +272,50 @@ def test_cli_builds_the_config_from_its_flags(monkeypatch, tmp_path):
     assert seen == [(DemoConfig.quick_preset(out=out, seed=2, epochs=5), True),
                     (DemoConfig(out=out, alpha=8.0, workers=3), None),
                     (DemoConfig.for_variant("motion-only", out=out, baselines_only=True), None)]
+
+
+def test_seeds_runs_each_seed_and_aggregates(monkeypatch, tmp_path):
+    import flowless.demo
+    from flowless.cli.demo import parse_seeds
+
+    assert parse_seeds("0-2,5") == [0, 1, 2, 5]
+    with pytest.raises(Exception, match="not a list of seeds"):
+        parse_seeds("a-b")
+    seen = []
+
+    def fake_run(cfg, quiet=None):
+        seen.append((cfg.seed, cfg.out))
+        gain = {0: 0.05, 1: 0.10, 2: -0.02}[cfg.seed]
+        rows = [_row("RGB", 0.70, 10.0, False), _row("Flow", 0.80, 150.0, True),
+                _row("RGB+Flow (attention)", 0.90, 160.0, True),
+                _row("MARS", 0.60, 10.0, False), _row("DS", 0.70 + gain, 10.0, False)]
+        return {"config": {"seed": cfg.seed}, "rows": rows}
+
+    monkeypatch.setattr(flowless.demo, "run_demo", fake_run)
+    out = tmp_path / "seeds"
+    assert main(["demo", "--seeds", "0-2", "--out", str(out), "--quiet"]) == 0
+    assert seen == [(s, str(out / f"seed_{s}")) for s in (0, 1, 2)]
+    agg = json.loads((out / "seeds.json").read_text())
+    ds = next(c for c in agg["claims"] if c["claim"] == "DS beats RGB")
+    assert ds["values"] == pytest.approx([5.0, 10.0, -2.0])
+    assert ds["mean"] == pytest.approx(13 / 3) and ds["clears"] == 2
+    sd = float(np.std([5.0, 10.0, -2.0], ddof=1))
+    assert ds["sd"] == pytest.approx(sd)
+    half = 4.302652729911275 * sd / np.sqrt(3)  # Student t, 2 d.o.f., 97.5 %
+    assert (ds["low"], ds["high"]) == pytest.approx((13 / 3 - half, 13 / 3 + half))
+    text = (out / "seeds.md").read_text()
+    assert "| DS | no | 75.0 | 80.0 | 68.0 | 74.3 ± 6.0 |" in text
+
+
+def test_baselines_only_trains_no_student(tmp_path):
+    out = tmp_path / "calib"
+    assert main(["demo", "--quick", "--baselines-only", "--out", str(out), "--threads", "1",
+                 "--workers", "1", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["method"] for r in summary["rows"]] == [
+        "RGB", "Flow", "RGB+Flow (mean)", "RGB+Flow (attention)"]
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["flow", "fusion_rgb_flow", "rgb"]
+    claims = [c["claim"] for c in summary["claims"]]
+    assert not any("DS" in c or "MARS" in c for c in claims)
+    assert any(c.startswith("benchmark: the flow stream") for c in claims)
+    assert "no student was trained" in (out / "report.md").read_text()

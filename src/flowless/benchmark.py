@@ -21,7 +21,7 @@ from typing import Any
 
 from flowless.eval.inference import PIPELINE_STAGES, StageTimes, score_video
 from flowless.eval.scoring import fuse
-from flowless.eval.streams import DataSettings, Stream, TorchStream, load_streams
+from flowless.eval.streams import DEFAULT_FAST, DataSettings, Stream, TorchStream, load_streams
 
 # flow_short_side 256: MARS computes flow after resizing the short side to 256
 # (docs/method.md §2), so a flow stream trained on such a store needs flow at that resolution.
@@ -55,6 +55,7 @@ class BenchmarkOptions:
     rgb: str | Path | None = None  # RGB checkpoint instead of a random network
     flow: str | Path | None = None  # flow checkpoint instead of a random network
     quick: bool = False
+    fast: str = DEFAULT_FAST  # how the networks run (eval.streams.FAST_MODES; "off": as trained)
 
     def resolved(self) -> BenchmarkOptions:
         """A copy with every preset field (:data:`DEFAULTS` keys) set and ``backends`` a
@@ -113,7 +114,7 @@ def generate_video(path: Path, frames: int, width: int, height: int) -> Path:
 
 
 def random_stream(arch: str, width: float, classes: int, input: str, data: DataSettings,
-                  config: dict[str, Any] | None = None) -> TorchStream:
+                  config: dict[str, Any] | None = None, fast: str = DEFAULT_FAST) -> TorchStream:
     """A randomly initialised stream network of the requested size."""
     from flowless.models import create_model
 
@@ -124,7 +125,7 @@ def random_stream(arch: str, width: float, classes: int, input: str, data: DataS
         module = create_model(arch, classes, in_channels=channels, width=width)
     return TorchStream(module, name=input, source="random", input=input,
                        classes=[f"class{i}" for i in range(module.num_classes)], data=data,
-                       in_channels=channels)
+                       in_channels=channels, fast=fast)
 
 
 def time_pipeline(video: Path, streams: list[Stream], *, repeats: int, batch_size: int,
@@ -154,22 +155,25 @@ def run_benchmark(options: BenchmarkOptions) -> dict[str, Any]:
     import torch
 
     from flowless.models import count_parameters
+    from flowless.models.fast import reuse_freed_memory
 
     o = options.resolved()
     threads = o.threads or available_cores()
     set_threads(threads)
     torch.set_flush_denormal(True)
+    if o.fast != "off":
+        reuse_freed_memory()
     data = DataSettings(clip_len=o.clip_len, size=o.size, stride=1,
                         short_side=o.short_side or o.size, flow_backend="tvl1",
                         flow_short_side=o.flow_short_side)
-    rgb = load_streams([o.rgb])[0][0] if o.rgb else \
-        random_stream(o.arch, o.width, o.classes, "rgb", data)
+    rgb = load_streams([o.rgb], fast=o.fast)[0][0] if o.rgb else \
+        random_stream(o.arch, o.width, o.classes, "rgb", data, fast=o.fast)
     if o.flow:
-        flow = load_streams([o.flow])[0][0]
+        flow = load_streams([o.flow], fast=o.fast)[0][0]
     else:
         config = getattr(getattr(rgb, "module", None), "config", None) if o.rgb else None
         flow_data = dataclasses.replace(rgb.data, flow_short_side=data.flow_short_side)
-        flow = random_stream(o.arch, o.width, o.classes, "flow", flow_data, config)
+        flow = random_stream(o.arch, o.width, o.classes, "flow", flow_data, config, o.fast)
     tmp = None
     if o.video:
         video = Path(o.video)
@@ -206,7 +210,7 @@ def run_benchmark(options: BenchmarkOptions) -> dict[str, Any]:
                     "clip": [rgb.data.clip_len, rgb.data.size, rgb.data.size],
                     "short_side": rgb.data.short_side,
                     "flow_short_side": flow.data.flow_short_side,
-                    "weights": "checkpoint" if o.rgb else "random"},
+                    "weights": "checkpoint" if o.rgb else "random", "fast": o.fast},
         "rows": rows,
     }
 
@@ -221,7 +225,7 @@ def format_results(res: dict[str, Any]) -> str:
         f"video: {v['path']} {v['width']}x{v['height']}, {v['frames']} frames; network: "
         f"{n['arch']} width {n['width']} ({(n['params_rgb'] or 0) / 1e6:.2f} M params, "
         f"{n['weights']} weights), clips {'x'.join(map(str, n['clip']))}, RGB short side "
-        f"{n['short_side']}, flow short side {n['flow_short_side']}",
+        f"{n['short_side']}, flow short side {n['flow_short_side']}; fast path {n['fast']}",
         f"{'pipeline':<22}{'clips':>6}{'latency':>10}{'decode':>9}{'flow':>9}{'network':>9}"
         f"{'videos/s':>10}{'frames/s':>10}{'x RGB-only':>12}",
     ]

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from flowless.data.holdout import DEFAULT_VAL_FRACTION
 from flowless.errors import ConfigError
 from flowless.models.resnet3d import MODEL_STAGES, TAPS
 
@@ -30,17 +31,21 @@ FUSION_CLIP_KEYS = ("data.clip_len", "data.size", "data.stride", "data.short_sid
 class DataConfig:
     """Where the videos (and their flow) are, and how clips are cut."""
 
-    format: str = "ucf101"  # ucf101 | hmdb51 | kinetics | ssv2 | list | folder
+    format: str = "ucf101"  # ucf101 | hmdb51 | kinetics | ssv2 | list | rawframes | folder
     root: str = ""  # dataset root folder
     split: int = 1  # official split number (UCF101/HMDB51)
     annotations: str | None = None  # annotation file/folder when not inside root
     flow_root: str | None = None  # flow store (flowless flow) for flow input / teachers
     val_split: str = "auto"  # split used for validation: auto = test, else validation
+    # no train/test split (a plain class folder): share of each class held out for validation
+    val_fraction: float = DEFAULT_VAL_FRACTION
     clip_len: int = 16
     size: int = 112
     stride: int = 1  # temporal stride between clip frames
     short_side: int | None = None  # resize short side before cropping (None: as decoded)
-    workers: int = 0  # DataLoader worker processes
+    workers: int | str = "auto"  # DataLoader worker processes; auto: sized to the cores
+    cache: str = "auto"  # decoded videos in memory: auto (when they fit in cache_mb) | on | off
+    cache_mb: int = 4096  # memory budget of data.cache=auto (per process)
     flip: bool = True  # random horizontal flip in training (off for left/right classes)
     flow_backend: str | None = None  # recorded in checkpoints (read from the store if None)
     flow_short_side: int | None = None
@@ -136,6 +141,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "optim.name": ("sgd", "adamw"),
     "optim.schedule": ("plateau", "cosine", "none"),
     "distill.mode": DISTILL_MODES,
+    "data.cache": ("auto", "on", "off"),
 }
 
 C = TypeVar("C")
@@ -318,6 +324,10 @@ def validate(cfg: Any) -> None:
             raise ConfigError(f"{key}: must be at least 1, got {getattr(cfg, key)}")
     if cfg.data.clip_len < 1 or cfg.data.size < 1 or cfg.data.stride < 1:
         raise ConfigError("data.clip_len, data.size and data.stride must be at least 1")
+    workers = cfg.data.workers
+    if workers != "auto" and (isinstance(workers, str) or workers < 0):
+        raise ConfigError(f"data.workers: expected auto or a number of processes (0: load in "
+                          f"the training process), got {workers!r}")
 
 
 def _validate_train(cfg: TrainConfig) -> None:

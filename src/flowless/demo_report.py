@@ -91,7 +91,7 @@ def check_claims(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
       and above Flow alone (the verdict of the smaller gain);
     - the RGB-only rows are at least 10x faster than the rows that need flow (slowest
       RGB-only row against the fastest row that needs flow, per-video times paired);
-    - benchmark targets (docs/demo.md): Flow at least 5 points above RGB, and the better
+    - benchmark targets (docs/dataset.md): Flow at least 5 points above RGB, and the better
       RGB+Flow fusion at least 5 points above the better single stream.
     """
     by = {r["method"]: r for r in rows}
@@ -276,14 +276,23 @@ Total time {summary['total_seconds']:.0f} s; stages: {', '.join(f'{k} {v:.0f} s'
 
 {chr(10).join(f'- {k}: `{v}`' for k, v in ck.items())}
 
-Predict on a video with the distilled RGB-only student:
-`flowless predict {ck['ds']} VIDEO.mp4`; with DS + Flow: `flowless predict {ck['fusion_ds_flow']} VIDEO.mp4`.
+{_predict_hint(ck)}
 
 Versions: {json.dumps(summary['versions'])}
 """
     path = out / "report.md"
     write_text(path, text)
     return path
+
+
+def _predict_hint(ck: dict[str, str]) -> str:
+    """How to predict with the run's networks (the student when one was trained)."""
+    if "ds" in ck and "fusion_ds_flow" in ck:
+        return (f"Predict on a video with the distilled RGB-only student:\n`flowless predict "
+                f"{ck['ds']} VIDEO.mp4`; with DS + Flow: `flowless predict "
+                f"{ck['fusion_ds_flow']} VIDEO.mp4`.")
+    return (f"Predict on a video with the RGB stream: `flowless predict {ck['rgb']} "
+            "VIDEO.mp4` (a calibration run: no student was trained).")
 
 
 def _mean_sd(values: list[float]) -> str:

@@ -65,7 +65,7 @@ def export_onnx(
     import torch
 
     torch.set_flush_denormal(True)
-    streams, rule = load_streams([checkpoint])
+    streams, rule = load_streams([checkpoint], fast="off")  # check against the trained net
     if rule is not None or len(streams) != 1 or not isinstance(streams[0], TorchStream):
         raise CheckpointError(f"{checkpoint}: export takes one stream checkpoint; export the "
                               "streams of a fusion one by one")

@@ -17,19 +17,20 @@ from flowless.errors import ConfigError
 from flowless.eval.inference import StageTimes, score_video
 from flowless.eval.report import top_entries
 from flowless.eval.scoring import FUSION_RULES, AttentionRule, fusion_probs, softmax
-from flowless.eval.streams import Stream, load_streams
+from flowless.eval.streams import DEFAULT_FAST, Stream, load_streams
 
 
 def load_predictors(
     checkpoints: Sequence[str | Path] = (),
     onnx: Sequence[str | Path] = (),
     fusion: str | None = None,
+    fast: str = DEFAULT_FAST,
 ) -> tuple[list[Stream], str | AttentionRule | None]:
     """Streams from checkpoints (and a fusion checkpoint) plus ONNX models, and the rule."""
     paths = [*checkpoints, *onnx]
     if not paths and (fusion is None or fusion in FUSION_RULES):
         raise ConfigError("give at least one checkpoint or --onnx model")
-    return load_streams(paths, fusion)
+    return load_streams(paths, fusion, fast=fast)
 
 
 def predict(
@@ -42,14 +43,21 @@ def predict(
     protocol: str = "mars",
     batch_size: int = 8,
     flow_backend: str | None = None,
+    fast: str = DEFAULT_FAST,
 ) -> dict[str, Any]:
     """Top-``topk`` classes of ``video`` with probabilities, per stream and fused, and the
-    seconds spent per stage (load, decode, flow, transform, network)."""
+    seconds spent per stage (load, decode, flow, transform, network). ``fast``: how the
+    PyTorch streams run (:data:`~flowless.eval.streams.FAST_MODES`); unless ``off``
+    freed memory is kept for reuse (:func:`~flowless.models.fast.reuse_freed_memory`)."""
     import torch
 
+    from flowless.models.fast import reuse_freed_memory
+
     torch.set_flush_denormal(True)
+    if fast != "off":
+        reuse_freed_memory()
     t0 = time.perf_counter()
-    streams, rule = load_predictors(checkpoints, onnx, fusion)
+    streams, rule = load_predictors(checkpoints, onnx, fusion, fast)
     load_s = time.perf_counter() - t0
     times = StageTimes()
     t1 = time.perf_counter()

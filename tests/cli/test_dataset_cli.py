@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import pytest
@@ -66,3 +67,19 @@ def test_wrong_format_choice_is_a_usage_error(ucf, capsys):
         main(["dataset", "summary", str(ucf), "--format", "ucf"])
     assert info.value.code == 2
     assert "invalid choice: 'ucf'" in capsys.readouterr().err
+
+
+def test_frame_pattern_option(tmp_path, monkeypatch, capsys):
+    from flowless.data.frames import PATTERN_ENV
+
+    monkeypatch.setenv(PATTERN_ENV, "")  # restored after the test: the option sets it
+    monkeypatch.delenv(PATTERN_ENV)
+    (tmp_path / "walk/v1").mkdir(parents=True)
+    (tmp_path / "walk/v1/shot-0001.png").write_bytes(b"")
+    args = ["dataset", "summary", str(tmp_path), "-f", "folder", "--json"]
+    assert main(args + ["--frame-pattern", "../x_%d.png"]) == 2
+    assert "FLOWLESS_FRAME_PATTERN='../x_%d.png': expected one image name" in \
+        capsys.readouterr().err
+    assert main(args + ["--frame-pattern", "shot-%04d.png"]) == 0
+    assert json.loads(capsys.readouterr().out)["splits"]["all"]["videos"] == 1
+    assert os.environ[PATTERN_ENV] == "shot-%04d.png"  # reaches the workers it starts

@@ -224,3 +224,35 @@ print("ok")
                           timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "ok"
+
+
+def test_preloaded_videos_give_the_clips_decoded_on_the_fly(coded):
+    records, store = coded
+    kwargs = dict(stream="rgbflow", flow_root=store, clip_len=12, size=8, seed=2)
+    disk, memory = ClipDataset(records * 2, **kwargs), ClipDataset(records * 2, **kwargs)
+    estimate = memory.decoded_bytes()
+    assert memory.preload() == estimate == 20 * H * W * 3 + 19 * 4 * H * W * 2 + \
+        9 * H * W * 3 + 8 * 4 * H * W * 2  # each video once, though listed twice
+    assert memory.decoded["rgb"][0] is memory.decoded["rgb"][2]
+    for epoch in range(2):  # the 9-frame video loops: indices wrap as read_frames wraps them
+        for i in range(2):
+            a, b = disk[(epoch, i)], memory[(epoch, i)]
+            assert torch.equal(a["clip"], b["clip"]) and torch.equal(a["flow"], b["flow"])
+    test = dict(kwargs, mode="test")
+    disk, memory = ClipDataset(records, **test), ClipDataset(records, **test)
+    memory.preload()
+    assert all(torch.equal(disk[i]["clip"], memory[i]["clip"]) for i in range(len(disk)))
+
+
+def test_persistent_workers_draw_the_clips_of_each_epoch(coded):
+    from flowless.engine.data import make_loader, set_epoch
+    from flowless.engine.distributed import DistEnv
+
+    records, _ = coded
+    ds = ClipDataset(records * 2, clip_len=4, size=8, seed=5)
+    loader = make_loader(ds, 2, DistEnv(), train=True, seed=0, workers=2)
+    assert loader.persistent_workers
+    for epoch in (1, 2):
+        set_epoch(loader, epoch, 0)
+        got = {int(v): c for b in loader for v, c in zip(b["video"], b["clip"])}
+        assert all(torch.equal(got[i], ds[(epoch, i)]["clip"]) for i in range(len(ds)))

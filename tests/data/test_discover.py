@@ -38,3 +38,17 @@ def test_list_errors_name_the_file(tmp_path):
         discover_videos(latin)
     with pytest.raises(FlowError, match="gone: not found"):
         discover_videos(tmp_path / "gone")
+
+
+def test_list_lines_may_name_frame_folders_with_count_columns(tmp_path):
+    for rel in ("f/run one", "f/walk.v2"):
+        (tmp_path / rel).mkdir(parents=True)
+        (tmp_path / rel / "img_00001.jpg").write_bytes(b"")
+    lst = tmp_path / "l.txt"
+    lst.write_text("f/run one 120 3\nf/walk.v2 0 95 1\n")  # mmaction2 rawframe lines
+    assert discover_videos(lst) == [("f/run one", tmp_path / "f/run one"),
+                                    ("f/walk.v2", tmp_path / "f/walk.v2")]
+    (tmp_path / "e/sub").mkdir(parents=True)
+    (tmp_path / "e/sub/x_00001.jpg").write_bytes(b"")  # flow images are not a video
+    with pytest.raises(FlowError, match=r"e: no video files \(.*\) or frame folders found"):
+        discover_videos(tmp_path / "e")

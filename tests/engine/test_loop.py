@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from flowless.config import OptimConfig
-from flowless.engine.data import ShardSampler, dataset_stream
+from flowless.engine.data import ShardSampler, dataset_stream, resolve_workers
 from flowless.engine.distributed import DistEnv
 from flowless.engine.loop import Distiller, StepOptions, Taps, train_epoch, val_epoch
 from flowless.engine.metrics import MetricsLog, format_record, read_metrics
@@ -193,3 +193,32 @@ def test_dataset_stream_pairs_inputs():
     assert dataset_stream("rgb", "flow") == ("rgbflow", "clip", "flow")
     assert dataset_stream("flow", "flow") == ("flow", "clip", "clip")
     assert dataset_stream("flow", "rgb") == ("rgbflow", "flow", "clip")
+
+
+def test_train_epoch_reports_the_share_of_time_spent_waiting_for_data():
+    import time
+
+    def slow(batches):  # a loader that takes 50 ms per batch
+        for b in batches:
+            time.sleep(0.05)
+            yield b
+
+    net = TinyNet()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    fast = train_epoch(Taps(net), toy_batches(), opt, CPU, ENV)["train_data_wait"]
+    waited = train_epoch(Taps(net), slow(toy_batches()), opt, CPU, ENV)["train_data_wait"]
+    assert 0 <= fast < 0.5 < waited < 1
+    line = format_record({"epoch": 1, "train_loss": 1.0, "train_data_wait": waited})
+    assert f"(data wait {100 * waited:.1f}%)" in line
+
+
+def test_auto_workers_are_sized_to_the_cores(monkeypatch):
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(6)), raising=False)
+    cuda = DistEnv(device=torch.device("cuda"))
+    assert resolve_workers("auto", ENV) == 6 and resolve_workers(3, ENV) == 3
+    assert resolve_workers("auto", cuda, in_memory=True) == 6
+    assert resolve_workers("auto", ENV, in_memory=True) == 0  # the model needs the cores
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert resolve_workers("auto", DistEnv(world_size=4)) == 0  # 1 core per rank
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert resolve_workers("auto", DistEnv(world_size=4)) == 8

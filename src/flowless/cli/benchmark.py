@@ -26,6 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``flowless benchmark`` and ``benchmarks/latency.py``."""
     from flowless.benchmark import DEFAULTS as d
+    from flowless.cli.predict import add_fast_arguments
 
     parser.add_argument("--video", default=None, help="video to time (default: generated)")
     parser.add_argument("--frames", type=int, default=None,
@@ -59,6 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="tiny settings that run in seconds (a smoke test, not figures)")
     parser.add_argument("--json", default=None, metavar="OUT", help="write the results as JSON")
+    add_fast_arguments(parser)
 
 
 def options(args: argparse.Namespace) -> BenchmarkOptions:

@@ -1,4 +1,5 @@
-"""``flowless dataset summary ROOT --format F``: check a dataset's annotations and files."""
+"""``flowless dataset summary ROOT --format F``: check a dataset's annotations and files
+(videos or frame folders), and show the validation hold-out of a dataset without splits."""
 
 from __future__ import annotations
 
@@ -19,13 +20,21 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
         "summary",
         help="videos per split, classes, missing files",
         description="Read ROOT's annotations and print, per split, the number of videos and "
-        "the missing video files, and the number of classes. Exit code 2 when an annotation "
-        "file is malformed (the message names the file and line).",
+        "the missing video files (a video is a file or a folder of frames), and the number of "
+        "classes. A dataset without splits (a plain class folder) also shows the validation "
+        "hold-out that `flowless train` uses. Exit code 2 when an annotation file is malformed "
+        "(the message names the file and line).",
     )
     add_dataset_arguments(summary)
     summary.add_argument("--json", action="store_true",
                          help='print one JSON object {"classes", "splits": {name: {"videos", '
-                         '"missing"}}}')
+                         '"missing"}}[, "holdout": {"val_fraction", "train", "validation"}]}')
+    summary.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                         help="share of each class held out for validation when the dataset "
+                         "has no train/test split (default: data.val_fraction, 0.2)")
+    summary.add_argument("--frame-pattern", default=None, metavar="NAME",
+                         help="frame image names in frame folders, e.g. img_%%05d.jpg "
+                         "(default: detected; sets FLOWLESS_FRAME_PATTERN)")
     # accepted after the action too (the framework adds them to `dataset` itself)
     summary.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
                          help="no progress bars")
@@ -49,8 +58,13 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, root_required: bool =
 
 def run(args: argparse.Namespace) -> int:
     from flowless.data.annotations import load_index
+    from flowless.data.frames import set_pattern
+    from flowless.data.holdout import DEFAULT_VAL_FRACTION
 
-    index = load_index(args.root, args.format, split=args.split, annotations=args.annotations)
+    set_pattern(args.frame_pattern)
+    fraction = DEFAULT_VAL_FRACTION if args.val_fraction is None else args.val_fraction
+    index = load_index(args.root, args.format, split=args.split, annotations=args.annotations,
+                       val_fraction=fraction)
     summary = index.summary()
     if args.json:
         print(json.dumps(summary))
@@ -61,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'split':<{width}}  {'videos':>8}  {'missing':>8}")
     for name, info in summary["splits"].items():
         print(f"{name:<{width}}  {info['videos']:>8}  {len(info['missing']):>8}")
+    if "holdout" in summary:
+        hold = summary["holdout"]
+        print(f"hold-out (no train/test split): train {hold['train']}, validation "
+              f"{hold['validation']} (val_fraction {hold['val_fraction']:g} of each class; "
+              "the split `flowless train` uses)")
     for name, info in summary["splits"].items():
         missing = info["missing"]
         if missing:

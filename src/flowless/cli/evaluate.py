@@ -9,6 +9,7 @@ from typing import Any
 
 
 def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
+    from flowless.cli.predict import add_fast_arguments
     from flowless.data.annotations import FORMATS
 
     parser = subparsers.add_parser(
@@ -46,6 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
                         help="also write the summary as one JSON object to OUT ('-' = stdout)")
     parser.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N videos")
+    add_fast_arguments(parser)
     return parser
 
 
@@ -87,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         annotations=args.annotations, subset=args.subset, protocol=args.protocol,
         fusion=args.fusion, flow_root=args.flow_root, flow_backend=args.flow_backend,
         out=args.out, json_path=None if to_stdout else args.json, batch_size=args.batch_size,
-        limit=args.limit, quiet=args.quiet,
+        limit=args.limit, quiet=args.quiet, fast=args.fast,
     )
     if to_stdout:
         print(json.dumps(summary))

@@ -33,7 +33,21 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     parser.add_argument("--flow-backend", default=None, metavar="B",
                         help="flow backend for flow streams (default: the checkpoint's)")
     parser.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
+    add_fast_arguments(parser)
     return parser
+
+
+def add_fast_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--fast MODE`` and its off switch ``--no-fast`` (predict, evaluate, benchmark)."""
+    from flowless.eval.streams import DEFAULT_FAST, FAST_MODES
+
+    parser.add_argument("--fast", choices=FAST_MODES, default=DEFAULT_FAST,
+                        help="how PyTorch streams run: torch (BN folded into the convolutions, "
+                        "1x1x1 convolutions as GEMMs, channels_last_3d; default), onnxruntime "
+                        "(exported in memory, CPU only: seconds to prepare, faster on a busy "
+                        "CPU) or off (the network as trained); same logits within 1e-4")
+    parser.add_argument("--no-fast", dest="fast", action="store_const", const="off",
+                        help="run the networks as trained (same as --fast off)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--topk {args.topk}: must be at least 1")
     result = predict(checkpoints, video, topk=args.topk, onnx=args.onnx, fusion=args.fusion,
                      protocol=args.protocol, batch_size=args.batch_size,
-                     flow_backend=args.flow_backend)
+                     flow_backend=args.flow_backend, fast=args.fast)
     print(json.dumps(result) if args.json else format_prediction(result))
     return 0

@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config value (repeatable), e.g. optim.lr=0.01")
     p.add_argument("--dataset", help="dataset root folder (data.root)")
-    p.add_argument("--format", help="dataset format: ucf101, hmdb51, kinetics, ssv2, list, folder")
+    p.add_argument("--format", help="dataset format: ucf101, hmdb51, kinetics, ssv2, list, folder, rawframes")
     p.add_argument("--split", type=int, help="official split number (data.split)")
     p.add_argument("--annotations", help="annotation folder/file when not inside the root")
     p.add_argument("--flow-root", help="flow store made by `flowless flow` (data.flow_root)")

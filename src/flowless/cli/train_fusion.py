@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
         "learned stream weights per epoch; writes best.pt/last.pt (kind fusion) to --out.")
     p.add_argument("streams", nargs="+", help="stream checkpoints (best.pt of `flowless train`)")
     p.add_argument("--dataset", help="dataset root folder")
-    p.add_argument("--format", help="dataset format (ucf101, hmdb51, kinetics, ssv2, list, folder)")
+    p.add_argument("--format", help="dataset format (ucf101, hmdb51, kinetics, ssv2, list, folder, rawframes)")
     p.add_argument("--split", type=int)
     p.add_argument("--annotations")
     p.add_argument("--flow-root", help="flow store (needed when a stream takes flow)")

@@ -1,2 +1,3 @@
-"""Data: annotation formats, video discovery and decoding, the clip plan, the clip dataset,
+"""Data: annotation formats (formats.py) -> records (annotations.py), validation hold-out,
+video discovery, decoding of videos and frame folders, the clip plan, the clip dataset,
 transforms, synthetic data."""

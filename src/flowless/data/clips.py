@@ -5,13 +5,15 @@ Training (MARS): one clip per video per epoch: a random start, ``clip_len`` fram
 from ``(seed, epoch, index)`` so a run is reproducible and resumable with any number of
 DataLoader workers. Test: the clips and crops of the plan's protocol. RGB frames
 ``t..t+L-1`` pair with flow fields ``t..t+L-1`` (a video of N frames has N-1 fields), and
-both get the same crop and flip.
+both get the same crop and flip. A dataset that fits in memory can be decoded once
+(:meth:`ClipDataset.preload`); its clips are then cut from memory, the same clips bit for bit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +21,7 @@ import torch
 from flowless.data.annotations import VideoRecord
 from flowless.data.plan import ClipPlan
 from flowless.data.transforms import Crop, flow_to_hwc, random_crop, transform_clip
-from flowless.data.video import count_frames, read_frames, read_video
+from flowless.data.video import count_frames, probe, read_frames, read_video
 from flowless.errors import ConfigError, FlowlessError
 
 STREAMS = ("rgb", "flow", "rgbflow")
@@ -113,6 +115,9 @@ class ClipDataset(torch.utils.data.Dataset):
         self.short_side, self.seed, self.epoch = short_side, seed, 0
         self.flip = flip  # off for mirror-image classes (left/right motion, SSv2 directions)
         self._cache: tuple[int, dict[str, np.ndarray]] | None = None
+        self._counts: dict[int, int] = {}  # frame counts read so far (files do not change)
+        # preload(): {input: channels-last uint8 array per record}; duplicates share one array
+        self.decoded: dict[str, list[np.ndarray]] | None = None
         self.num_clips_per_video: list[int] = []
         self.items: list[tuple[int, int, int]] = []  # test: (video, clip, crop)
         if mode == "test":
@@ -131,6 +136,11 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def num_frames(self, v: int) -> int:
         """Frames available to clips of video ``v``: RGB frames, flow fields, or the smaller."""
+        if v not in self._counts:
+            self._counts[v] = self._count(v)
+        return self._counts[v]
+
+    def _count(self, v: int) -> int:
         counts = []
         if "rgb" in self.inputs:
             counts.append(count_frames(self.records[v].path))
@@ -140,28 +150,39 @@ class ClipDataset(torch.utils.data.Dataset):
             counts.append(count_fields(flow_path(self.flow_root, self.records[v].key)))
         return min(counts)
 
-    def __getitem__(self, i: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        """Item ``key``, or with ``key = (epoch, i)`` item ``i`` as drawn in ``epoch``:
+        persistent DataLoader workers keep their own copy of the dataset, so the sampler
+        sends the epoch along with the index (see :class:`flowless.engine.data.EpochSampler`)."""
+        epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
         in_worker = _in_worker()
         try:
-            return self._train_item(i) if self.mode == "train" else self._test_item(i)
+            return self._train_item(i, epoch) if self.mode == "train" else self._test_item(i)
         except FlowlessError as exc:
             if in_worker:  # keep it a one-line user error across the worker boundary
                 raise WorkerError(str(exc)) from exc
             raise
 
-    def _train_item(self, i: int) -> dict:
-        rng = np.random.default_rng([x % 2**64 for x in (self.seed, self.epoch, i)])
-        rec = self.records[i]
+    def _train_item(self, i: int, epoch: int) -> dict:
+        rng = np.random.default_rng([x % 2**64 for x in (self.seed, epoch, i)])
         total = self.num_frames(i)
         idx = self.plan.indices(total, self.plan.train_start(total, rng))
-        arrays = {k: self._read(rec, k, idx) for k in self.inputs}
+        arrays = {k: self._read(i, k, idx) for k in self.inputs}
         ref = arrays[self.inputs[0]]
         crop = random_crop(ref.shape[1], ref.shape[2], rng)
         flip = bool(rng.random() < 0.5) and self.flip  # the draw is made either way
         return self._item(i, arrays, crop, flip)
 
-    def _read(self, rec: VideoRecord, kind: str, idx: np.ndarray) -> np.ndarray:
-        """Channels-last uint8 frames at ``idx`` (decoding/reading only what is needed)."""
+    def _read(self, v: int, kind: str, idx: np.ndarray) -> np.ndarray:
+        """Channels-last uint8 frames at ``idx`` (decoding/reading only what is needed).
+
+        Indices past the end wrap around the frames (fields) the file holds, as
+        :func:`~flowless.data.video.read_frames` does; the preloaded arrays follow the same rule.
+        """
+        if self.decoded is not None:
+            whole = self.decoded[kind][v]
+            return whole[idx] if int(idx.max()) < len(whole) else whole[idx % len(whole)]
+        rec = self.records[v]
         if kind == "rgb":
             return read_frames(rec.path, idx, self.short_side)
         from flowless.flow import flow_path, load_flow_u8
@@ -175,13 +196,12 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def _test_item(self, i: int) -> dict:
         v, c, k = self.items[i]
-        if self._cache is None or self._cache[0] != v:
-            rec = self.records[v]
-            whole = {kind: load_frames(rec, kind, flow_root=self.flow_root,
-                                       short_side=self.short_side) for kind in self.inputs}
-            self._cache = (v, {kind: flow_to_hwc(a) if kind == "flow" else a
-                               for kind, a in whole.items()})
-        arrays = self._cache[1]
+        if self.decoded is not None:
+            arrays = {kind: a[v] for kind, a in self.decoded.items()}
+        else:
+            if self._cache is None or self._cache[0] != v:
+                self._cache = (v, self._whole(v))
+            arrays = self._cache[1]
         total = min(len(a) for a in arrays.values())
         idx = self.plan.indices(total, self.plan.start(c, total))
         ref = arrays[self.inputs[0]]
@@ -190,12 +210,53 @@ class ClipDataset(torch.utils.data.Dataset):
         item.update(clip_index=c, crop=k)
         return item
 
+    def _whole(self, v: int) -> dict[str, np.ndarray]:
+        """Every frame (field) of video ``v`` per input, channels-last uint8."""
+        rec = self.records[v]
+        whole = {kind: load_frames(rec, kind, flow_root=self.flow_root,
+                                   short_side=self.short_side) for kind in self.inputs}
+        return {kind: flow_to_hwc(a) if kind == "flow" else a for kind, a in whole.items()}
+
     def _item(self, v: int, arrays: dict[str, np.ndarray], crop: Crop, flip: bool) -> dict:
         out = {kind: transform_clip(a, kind, crop, self.size, flip) for kind, a in arrays.items()}
         item = {"clip": out[self.inputs[0]], "label": self.records[v].label, "video": v}
         if self.stream == "rgbflow":
             item["flow"] = out["flow"]
         return item
+
+    def _source_of(self) -> list[int]:
+        """For each record, the first record of the same video (records may repeat a file)."""
+        first: dict[tuple[str, str], int] = {}
+        return [first.setdefault((str(r.path), r.key if self.flow_root else ""), v)
+                for v, r in enumerate(self.records)]
+
+    def decoded_bytes(self, sample: int = 8) -> int:
+        """Estimated memory of :meth:`preload`, from the headers of up to ``sample`` videos."""
+        sources = sorted(set(self._source_of()))
+        if not sources:
+            return 0
+        k = min(sample, len(sources))
+        picks = sorted({sources[j * (len(sources) - 1) // max(1, k - 1)] for j in range(k)})
+        total = sum(_input_bytes(self.records[v], k, self.flow_root, self.short_side)
+                    for v in picks for k in self.inputs)
+        return total * len(sources) // len(picks)
+
+    def preload(self, workers: int = 0) -> int:
+        """Decode every video (and read its flow) into memory once, in ``workers`` processes;
+        clips are then cut from memory. Returns the bytes held."""
+        from torch.utils.data import DataLoader
+
+        source_of = self._source_of()
+        sources = sorted(set(source_of))
+        if workers > 0:
+            single_thread_opencv()
+        loader = DataLoader(_WholeVideos(self, sources), batch_size=None, num_workers=workers,
+                            collate_fn=_as_is)
+        loaded = dict(zip(sources, loader))
+        for v, s in enumerate(source_of):
+            self._counts[v] = loaded[s][1]
+        self.decoded = {k: [loaded[s][0][k] for s in source_of] for k in self.inputs}
+        return sum(loaded[s][0][k].nbytes for s in sources for k in self.inputs)
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -216,6 +277,56 @@ class WorkerError(FlowlessError):
             last = message.rstrip().splitlines()[-1]
             message = last.split(": ", 1)[-1] if last.startswith(f"{__name__}.") else last
         super().__init__(message)
+
+
+class _WholeVideos(torch.utils.data.Dataset):
+    """Item ``j``: (every frame of video ``sources[j]`` per input, its frame count)."""
+
+    def __init__(self, ds: ClipDataset, sources: list[int]):
+        self.ds, self.sources = ds, sources
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, j: int) -> tuple[dict[str, np.ndarray], int]:
+        v = self.sources[j]
+        try:
+            whole = {k: np.ascontiguousarray(a) for k, a in self.ds._whole(v).items()}
+            return whole, self.ds.num_frames(v)
+        except FlowlessError as exc:
+            if _in_worker():
+                raise WorkerError(str(exc)) from exc
+            raise
+
+
+def _as_is(item: Any) -> Any:
+    return item
+
+
+def _input_bytes(record: VideoRecord, kind: str, flow_root: Path | None,
+                 short_side: int | None) -> int:
+    """Bytes of a record's decoded input, from the file headers (no decoding)."""
+    if kind == "flow":
+        from flowless.flow import count_fields, flow_path, load_flow_u8
+
+        path = flow_path(_need_flow_root(flow_root), record.key)
+        return count_fields(path) * load_flow_u8(path, 0, 1).nbytes
+    info = probe(record.path)
+    h, w = info.height, info.width
+    if short_side is not None:
+        h, w = (short_side, round(w * short_side / h)) if h <= w else \
+            (round(h * short_side / w), short_side)
+    return (info.num_frames or count_frames(record.path)) * h * w * 3
+
+
+def single_thread_opencv() -> None:
+    """One OpenCV thread in this process and the DataLoader workers it will fork.
+
+    Call it in the parent before workers start: ``cv2.setNumThreads`` in a forked child
+    hangs once the parent has used OpenCV's thread pool (see :func:`_in_worker`)."""
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 def _in_worker() -> bool:

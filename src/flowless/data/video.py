@@ -3,6 +3,8 @@
 Frames are returned as uint8 RGB arrays of shape (T, H, W, 3). Every failure to read a
 file (missing, empty, not a video, truncated, no frames) raises :class:`VideoError`
 naming the file; nothing hangs on a broken file (PyAV decodes with a finite budget).
+A folder of numbered images stands for a video wherever a path is taken
+(:mod:`flowless.data.frames`), so every reader of videos also reads frame folders.
 """
 
 from __future__ import annotations
@@ -111,6 +113,11 @@ def _set_threads(stream: av.video.stream.VideoStream) -> None:
 def probe(path: str | Path) -> VideoInfo:
     """Container metadata plus the first frame's rotation; width/height are as displayed
     (after rotation). ``num_frames`` is 0 when the container does not store it."""
+    if Path(path).is_dir():
+        from flowless.data.frames import FPS, probe_folder
+
+        width, height, count = probe_folder(path)
+        return VideoInfo(Path(path), width, height, FPS, count, 0)
     with _open(path) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 25.0)
@@ -137,6 +144,10 @@ def probe(path: str | Path) -> VideoInfo:
 def count_frames(path: str | Path) -> int:
     """Number of frames: the container's count when stored, else a count of the demuxed
     packets (no decoding). A truncated file may decode fewer frames than this."""
+    if Path(path).is_dir():
+        from flowless.data.frames import count_folder
+
+        return count_folder(path)
     with _open(path) as container:
         stream = container.streams.video[0]
         if stream.frames:
@@ -153,6 +164,11 @@ def count_frames(path: str | Path) -> int:
 
 def iter_frames(path: str | Path, short_side: int | None = None) -> Iterator[np.ndarray]:
     """Yield decoded RGB frames one at a time (streaming: constant memory per frame)."""
+    if Path(path).is_dir():
+        from flowless.data.frames import iter_folder
+
+        yield from iter_folder(path, short_side)
+        return
     for _, img in _decode(path, short_side):
         yield img
 
@@ -205,6 +221,10 @@ def read_frames(
     Decoding stops after the largest index; indices past the end of the video wrap around
     modulo the number of decoded frames (the MARS loop for short videos).
     """
+    if Path(path).is_dir():
+        from flowless.data.frames import read_folder_frames
+
+        return read_folder_frames(path, indices, short_side)
     idx = np.asarray(indices, dtype=np.int64)
     if idx.ndim != 1 or len(idx) == 0 or idx.min() < 0:
         raise ValueError("indices must be a non-empty list of non-negative frame numbers")

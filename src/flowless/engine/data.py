@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +30,29 @@ class ShardSampler(Sampler[int]):
         return len(self.indices)
 
 
-def load_records(data: DataConfig) -> tuple[list[str], list[Any], list[Any], list[Any]]:
+def load_records(data: DataConfig, run_dir: str | Path | None = None,
+                 echo: Callable[[str], None] | None = None,
+                 ) -> tuple[list[str], list[Any], list[Any], list[Any]]:
     """(classes, train records, validation records, skipped records) of the dataset.
 
-    Records whose video file is missing (common in Kinetics) are skipped and returned last.
+    Records whose video file (or frame folder) is missing (common in Kinetics) are skipped
+    and returned last. A dataset without splits (a plain class folder) holds out
+    ``data.val_fraction`` of each class for validation: the split is written to
+    ``run_dir/split/`` (list files) and announced in one line through ``echo``.
     """
     from flowless.data.annotations import load_index
+    from flowless.data.holdout import write_split
 
     if not data.root:
         raise ConfigError("data.root: no dataset given; set data.root (or pass --dataset ROOT)")
-    index = load_index(data.root, data.format, data.split, data.annotations)
-    train = index.split("train")
+    index = load_index(data.root, data.format, data.split, data.annotations,
+                       val_fraction=data.val_fraction)
+    holdout = index.holdout()
+    train = index.split("all" if holdout and data.val_split in ("none", "") else "train")
     if not train:
         raise ConfigError(f"{data.root}: the {data.format} split {data.split} has no training "
-                          "videos; check data.format, data.split and the annotation files")
+                          f"videos (splits found: {', '.join(index.splits) or 'none'}); check "
+                          "data.format, data.split and the annotation files")
     if data.val_split == "auto":
         val = index.split("test") or index.split("validation")
     elif data.val_split in ("none", ""):
@@ -51,10 +62,16 @@ def load_records(data: DataConfig) -> tuple[list[str], list[Any], list[Any], lis
         if not val:
             raise ConfigError(f"data.val_split: {data.val_split!r} has no videos; available: "
                               f"{', '.join(index.splits)}, or none")
-    skipped = [r for r in train + val if not Path(r.path).is_file()]
+    if holdout and val:
+        where = write_split(run_dir, index.root, index.classes, train, val) if run_dir else None
+        if echo:
+            echo(f"validation: held out {len(val)} of {len(train) + len(val)} videos "
+                 f"(data.val_fraction {data.val_fraction:g} of each class; {data.root} has no "
+                 "train/test split)" + (f"; split written to {where}" if where else ""))
+    skipped = [r for r in train + val if not Path(r.path).exists()]
     if skipped:
-        train = [r for r in train if Path(r.path).is_file()]
-        val = [r for r in val if Path(r.path).is_file()]
+        train = [r for r in train if Path(r.path).exists()]
+        val = [r for r in val if Path(r.path).exists()]
         if not train:
             raise ConfigError(f"{data.root}: none of the training videos exist (e.g. "
                               f"{skipped[0].path}); check data.root")
@@ -84,26 +101,94 @@ def clip_dataset(records: list[Any], data: DataConfig, stream: str, mode: str,
                        short_side=data.short_side, mode=mode, seed=seed, flip=data.flip)
 
 
+class EpochSampler(Sampler[tuple[int, int]]):
+    """Yields ``(epoch, index)`` for the indices of ``sampler``: the epoch travels with each
+    index, so persistent workers (which keep the dataset they were started with) draw the
+    augmentation of the current epoch."""
+
+    def __init__(self, sampler: Sampler[int]):
+        self.sampler, self.epoch = sampler, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((self.epoch, i) for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)  # type: ignore[arg-type]
+
+
+def resolve_workers(workers: int | str, env: DistEnv, *, in_memory: bool = False) -> int:
+    """DataLoader processes for ``data.workers``; ``auto`` = this rank's share of the cores.
+
+    ``auto``: the cores this process may use (CPU affinity) divided among the node's ranks,
+    at most 8, none when that leaves fewer than 2; and none for clips cut from memory
+    (``in_memory``) on a CPU device, where cutting a clip costs a few percent of the model's
+    step and a worker would only take cores from the model's threads (docs/training.md)."""
+    if workers != "auto":
+        return int(workers)
+    if in_memory and env.device.type != "cuda":
+        return 0
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if env.distributed else 1
+    share = cores // max(1, ranks)
+    return min(8, share) if share >= 2 else 0
+
+
+def cache_videos(datasets: list[Dataset], data: DataConfig, env: DistEnv,
+                 echo: Callable[[str], None] | None = None) -> int:
+    """Decode the datasets' videos into memory (``data.cache``: on, or auto when they fit in
+    ``data.cache_mb``); returns the bytes held (0: not cached)."""
+    if data.cache == "off" or not datasets:
+        return 0
+    budget = data.cache_mb * 2**20
+    if data.cache == "auto":
+        estimate = sum(ds.decoded_bytes() for ds in datasets)  # type: ignore[attr-defined]
+        if estimate > budget:
+            if echo:
+                echo(f"data.cache: decoded videos need about {estimate / 2**20:.0f} MB, over "
+                     f"data.cache_mb={data.cache_mb}: decoding clips on the fly")
+            return 0
+    workers = resolve_workers(data.workers, env)
+    t0 = time.perf_counter()
+    held = sum(ds.preload(workers) for ds in datasets)  # type: ignore[attr-defined]
+    if echo:
+        echo(f"data.cache: decoded {sum(len(ds) for ds in datasets)} items' videos into "
+             f"{held / 2**20:.0f} MB in {time.perf_counter() - t0:.1f} s")
+    return held
+
+
 def make_loader(dataset: Dataset, batch_size: int, env: DistEnv, *, train: bool, seed: int,
-                workers: int) -> DataLoader:
-    """Train: shuffled by (seed, epoch) via DistributedSampler; val: a strided shard."""
+                workers: int | str = "auto", prefetch: int = 2) -> DataLoader:
+    """Train: shuffled by (seed, epoch) via DistributedSampler; val: a strided shard.
+
+    Workers (``auto``: :func:`resolve_workers`) persist across epochs and keep ``prefetch``
+    batches each in flight; batches are pinned for a CUDA device."""
     if train:
-        sampler: Sampler[int] = DistributedSampler(dataset, num_replicas=env.world_size,
-                                                   rank=env.rank, shuffle=True, seed=seed,
-                                                   drop_last=False)
+        sampler: Sampler[Any] = EpochSampler(DistributedSampler(
+            dataset, num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=seed,
+            drop_last=False))
     else:
         sampler = ShardSampler(len(dataset), env.rank, env.world_size)  # type: ignore[arg-type]
     # Training drops a last partial batch of one clip: BatchNorm cannot train on it.
     drop_last = train and len(sampler) % batch_size == 1 and len(sampler) > batch_size
-    if workers > 0:
+    n = resolve_workers(workers, env, in_memory=getattr(dataset, "decoded", None) is not None)
+    if n > 0:
         # Forked workers inherit OpenCV's thread count: one thread each (no oversubscription).
         # It must be set here, in the parent: setting it in a forked child can hang.
-        import cv2
+        from flowless.data.clips import single_thread_opencv
 
-        cv2.setNumThreads(1)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+        single_thread_opencv()
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=n,
                       pin_memory=env.device.type == "cuda", drop_last=drop_last,
-                      generator=torch.Generator(), persistent_workers=False)
+                      generator=torch.Generator(), persistent_workers=n > 0,
+                      prefetch_factor=prefetch if n > 0 else None)
 
 
 def set_epoch(loader: DataLoader, epoch: int, seed: int) -> None:

@@ -168,7 +168,7 @@ def train_fusion(cfg: FusionConfig, *, quiet: bool | None = None) -> Path:
     run_dir = writable_dir(cfg.out)  # fail before any work when the folder is unwritable
     streams = frozen_streams(cfg.streams, device)
     data = clip_data(cfg, streams[0])
-    classes, train_recs, val_recs, _ = rundata.load_records(data)
+    classes, train_recs, val_recs, _ = rundata.load_records(data, run_dir, echo)
     if classes != streams[0].classes:
         raise ConfigError(f"{cfg.data.root}: its classes differ from those of "
                           f"{streams[0].source}; fuse streams on the dataset they were "

@@ -53,9 +53,9 @@ class Distiller:
             p.requires_grad_(False)
 
     def term(self, student: dict[str, torch.Tensor], batch: dict[str, Any],
-             device: torch.device, autocast: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        x = batch[self.input_key].to(device, non_blocking=True)
-        with torch.no_grad(), autocast():
+             opts: StepOptions) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x = opts.to_device(batch[self.input_key])
+        with torch.no_grad(), opts.autocast():
             teacher = self.teacher.forward_features(x)
         return distill_loss(self.mode, student, teacher, taps=self.taps,
                             temperature=self.temperature)
@@ -68,6 +68,7 @@ class StepOptions:
     device: torch.device
     input_key: str = "clip"
     amp_dtype: torch.dtype | None = None  # autocast dtype (CUDA only), None: full precision
+    channels_last: bool = False  # inputs in channels_last_3d (the model must be converted too)
     grad_clip: float | None = None
     quiet: bool | None = None
     desc: str = "train"
@@ -76,6 +77,12 @@ class StepOptions:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def to_device(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch tensor on the device (asynchronously from pinned memory), in the layout."""
+        fmt = torch.channels_last_3d if self.channels_last and x.dim() == 5 \
+            else torch.preserve_format
+        return x.to(self.device, non_blocking=True, memory_format=fmt)
 
 
 def train_epoch(
@@ -90,17 +97,20 @@ def train_epoch(
     distiller: Distiller | None = None,
     total: int | None = None,
 ) -> dict[str, float]:
-    """Train one epoch; returns mean loss (and its parts), clip accuracy, clips/s (all ranks)."""
+    """Train one epoch; returns mean loss (and its parts), clip accuracy, clips/s and
+    ``train_data_wait``, the share of the epoch spent waiting for batches (all ranks)."""
     model.train()
     dev = opts.device
     sums = torch.zeros(3, dtype=torch.float64, device=dev)  # loss*n, ce*n, correct
     part_sums: dict[str, torch.Tensor] = {}
     count = 0
-    start = time.perf_counter()
+    wait = 0.0  # seconds blocked on the loader (the host; a GPU step runs on meanwhile)
     bar = progress(total=total, desc=opts.desc, unit="clip",
                    quiet=True if not env.is_main else opts.quiet)
+    start = asked = time.perf_counter()
     for step, batch in enumerate(loader):
-        x = batch[opts.input_key].to(dev, non_blocking=True)
+        wait += time.perf_counter() - asked
+        x = opts.to_device(batch[opts.input_key])
         y = batch["label"].to(dev, non_blocking=True)
         with opts.autocast():
             feats = model(x)
@@ -108,7 +118,7 @@ def train_epoch(
         loss = ce
         parts: dict[str, torch.Tensor] = {}
         if distiller is not None:
-            term, parts = distiller.term(feats, batch, dev, opts.autocast)
+            term, parts = distiller.term(feats, batch, opts)
             loss = ce + distiller.alpha * term
             parts["distill"] = term.detach()
         optimizer.zero_grad(set_to_none=True)
@@ -140,12 +150,14 @@ def train_epoch(
                 part_sums[k] += v.double() * n
         bar.update(n * env.world_size)
         if step % 10 == 0 and not bar.disable:
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            share = wait / max(1e-9, time.perf_counter() - start)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", data=f"{100 * share:.0f}%")
+        asked = time.perf_counter()
     bar.close()
     elapsed = time.perf_counter() - start
     keys = sorted(part_sums)
     flat = torch.cat([sums, torch.stack([part_sums[k] for k in keys]) if keys else sums[:0],
-                      torch.tensor([count, elapsed], dtype=torch.float64, device=dev)])
+                      torch.tensor([wait, count, elapsed], dtype=torch.float64, device=dev)])
     all_reduce_sum(env, flat)
     total_n = max(1.0, float(flat[-2]))
     out = {"train_loss": float(flat[0]) / total_n, "train_ce": float(flat[1]) / total_n,
@@ -154,6 +166,7 @@ def train_epoch(
         out[f"train_{k}"] = float(flat[3 + i]) / total_n
     # clips/s over the whole job: all clips / mean per-rank wall time
     out["train_clips_per_s"] = total_n / max(1e-9, float(flat[-1]) / env.world_size)
+    out["train_data_wait"] = float(flat[-3]) / max(1e-9, float(flat[-1]))
     if not math.isfinite(out["train_loss"]):
         raise FloatingPointError(
             f"training loss became {out['train_loss']}; lower optim.lr (or distill.alpha)"
@@ -180,7 +193,7 @@ def val_epoch(
     bar = progress(total=total, desc="val", unit="clip",
                    quiet=True if not env.is_main else opts.quiet)
     for batch in loader:
-        x = batch[opts.input_key].to(dev, non_blocking=True)
+        x = opts.to_device(batch[opts.input_key])
         y = batch["label"].to(dev, non_blocking=True)
         with opts.autocast():
             logits = model(x)["logits"].float()

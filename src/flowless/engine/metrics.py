@@ -88,7 +88,9 @@ def format_record(r: dict[str, Any]) -> str:
     parts = [f"epoch {r['epoch']}/{r.get('epochs', '?')}"]
     if "train_loss" in r:
         parts.append(f"train loss {r['train_loss']:.4f} acc {_pct(r.get('train_acc'))} "
-                     f"{r.get('train_clips_per_s', 0):.1f} clips/s")
+                     f"{r.get('train_clips_per_s', 0):.1f} clips/s"
+                     + (f" (data wait {_pct(r['train_data_wait'])})"
+                        if r.get("train_data_wait") is not None else ""))
     if r.get("val_loss") is not None:
         video = r.get("val_video_acc")
         parts.append(f"val loss {r['val_loss']:.4f} acc {_pct(r.get('val_acc'))}"

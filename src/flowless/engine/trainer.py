@@ -130,7 +130,7 @@ def _checkpoint(cfg: TrainConfig, net: nn.Module, classes: list[str], epoch: int
                 state: dict[str, Any]) -> dict[str, Any]:
     return {
         "kind": "stream",
-        "model": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "model": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
         "model_config": net.config,
         "stream": stream_name(cfg),
         "input": cfg.stream,
@@ -174,7 +174,10 @@ class _Data:
 def _data(cfg: TrainConfig, env: DistEnv, run_dir: Path, teacher_input: str | None,
           echo: Callable[[str], None] | None) -> _Data:
     """Records, clip datasets and loaders (validation: the student's input, test clips)."""
-    classes, train_recs, val_recs, skipped = rundata.load_records(cfg.data)
+    # Records first: a bad annotation file fails before the run folder exists. A dataset
+    # without splits writes its hold-out to run_dir/split here.
+    classes, train_recs, val_recs, skipped = rundata.load_records(
+        cfg.data, run_dir if env.is_main else None, echo)
     if env.is_main:
         writable_dir(run_dir)  # an unwritable --out fails now, not after an epoch
     if echo and skipped:
@@ -183,6 +186,8 @@ def _data(cfg: TrainConfig, env: DistEnv, run_dir: Path, teacher_input: str | No
     train_ds = rundata.clip_dataset(train_recs, cfg.data, ds_stream, "train", cfg.seed)
     val_ds = rundata.clip_dataset(val_recs, cfg.data, cfg.stream, "test", cfg.seed) \
         if val_recs else None
+    rundata.cache_videos([ds for ds in (train_ds, val_ds) if ds is not None], cfg.data, env,
+                         echo)
     train_loader = rundata.make_loader(train_ds, cfg.batch_size, env, train=True, seed=cfg.seed,
                                        workers=cfg.data.workers)
     val_loader = rundata.make_loader(val_ds, cfg.batch_size, env, train=False, seed=cfg.seed,
@@ -222,6 +227,12 @@ def _train(cfg: TrainConfig, env: DistEnv, quiet: bool | None) -> Path:
     d = _data(cfg, env, run_dir, teacher_input, echo)
     torch.manual_seed(cfg.seed)
     net = _build_model(cfg, len(d.classes), echo if resume is None else None).to(env.device)
+    channels_last = env.device.type == "cuda"  # cuDNN's fast 3D kernels (see docs/training.md)
+    if channels_last:
+        torch.backends.cudnn.benchmark = True  # fixed clip shapes: pick the fastest kernels
+        net.to(memory_format=torch.channels_last_3d)
+        if teacher is not None:
+            teacher.to(memory_format=torch.channels_last_3d)
     distiller = None
     if teacher is not None:
         _check_taps(net, teacher, cfg, 3 if cfg.stream == "rgb" else 2,
@@ -248,7 +259,7 @@ def _train(cfg: TrainConfig, env: DistEnv, quiet: bool | None) -> Path:
     log = MetricsLog(run_dir, tensorboard=cfg.tensorboard, history=history, echo=echo) \
         if env.is_main else None
     opts = StepOptions(device=env.device, input_key=d.student_key, amp_dtype=dtype,
-                       grad_clip=cfg.optim.grad_clip, quiet=quiet)
+                       channels_last=channels_last, grad_clip=cfg.optim.grad_clip, quiet=quiet)
     val_opts = dataclasses.replace(opts, input_key="clip")  # val clips: the student's input only
     try:
         for epoch in range(start + 1, cfg.epochs + 1):

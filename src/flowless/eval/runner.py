@@ -23,7 +23,7 @@ from flowless.eval import report
 from flowless.eval.inference import PROTOCOLS, StageTimes, score_video
 from flowless.eval.metrics import summarize
 from flowless.eval.scoring import FUSION_RULES, AttentionRule, fuse, softmax
-from flowless.eval.streams import Stream, load_streams
+from flowless.eval.streams import DEFAULT_FAST, Stream, load_streams
 from flowless.io import append_jsonl, writable_dir, write_json
 from flowless.progress import progress
 
@@ -112,21 +112,27 @@ def evaluate(
     batch_size: int = 8,
     limit: int | None = None,
     quiet: bool | None = None,
+    fast: str = DEFAULT_FAST,
 ) -> dict[str, Any]:
     """Evaluate checkpoints on ``subset`` of a dataset; returns the summary dict.
 
     Writes ``predictions.jsonl``, ``per_class.csv``, ``confusion.csv``, ``confusion.png``
     and ``metrics.json`` to ``out`` (default: ``eval-<subset>-<protocol>`` next to the
-    first checkpoint) and the summary to ``json_path`` when given.
+    first checkpoint) and the summary to ``json_path`` when given. ``fast``: how the
+    PyTorch streams run (:data:`~flowless.eval.streams.FAST_MODES`); unless ``off``
+    freed memory is kept for reuse (:func:`~flowless.models.fast.reuse_freed_memory`).
     """
     import torch
 
     from flowless.data.annotations import load_index
+    from flowless.models.fast import reuse_freed_memory
 
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; choose mars or 10x3")
     torch.set_flush_denormal(True)
-    streams, rule = load_streams(checkpoints, fusion)
+    if fast != "off":
+        reuse_freed_memory()
+    streams, rule = load_streams(checkpoints, fusion, fast=fast)
     index = load_index(Path(dataset), fmt, split=split,
                        annotations=Path(annotations) if annotations else None)
     records = list(index.split(subset))[: limit if limit else None]

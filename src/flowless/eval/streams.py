@@ -23,6 +23,20 @@ from flowless.errors import CheckpointError, ConfigError
 from flowless.eval.scoring import FUSION_RULES, AttentionRule
 
 INPUTS = ("rgb", "flow")
+# How a TorchStream's logits run its network: "torch" (BN folded into the convolutions,
+# 1x1x1 convolutions as GEMMs, channels_last_3d; flowless.models.fast), "onnxruntime" (the
+# BN-folded network exported to ONNX in memory, CPU only; flowless.eval.onnx) or "off" (the
+# network as trained). Measured by benchmarks/inference.py (docs/evaluation.md, Fast
+# inference).
+FAST_MODES = ("torch", "onnxruntime", "off")
+DEFAULT_FAST = "torch"
+
+
+def check_fast(mode: str) -> str:
+    """``mode`` if it is one of :data:`FAST_MODES`, else a one-line ConfigError."""
+    if mode not in FAST_MODES:
+        raise ConfigError(f"fast={mode!r}: choose one of {', '.join(FAST_MODES)}")
+    return mode
 
 
 @dataclass(frozen=True)
@@ -104,13 +118,32 @@ class Stream:
 
 
 class TorchStream(Stream):
-    """A PyTorch network in eval mode with frozen weights; inference without autograd."""
+    """A PyTorch network in eval mode with frozen weights; inference without autograd.
 
-    def __init__(self, module: Any, **kwargs: Any):
+    ``module`` stays the network as trained: training code uses it (the distillation
+    teacher's taps) and so does :meth:`forward`. :meth:`logits`, the inference path, runs
+    a copy made on its first batch as ``fast`` says (:data:`FAST_MODES`): ``torch``
+    (:func:`~flowless.models.fast.fast_network`), ``onnxruntime``
+    (:class:`~flowless.eval.onnx.OnnxRuntimeNet`) or ``off``, ``module`` itself. The logits
+    agree within 1e-4.
+    """
+
+    def __init__(self, module: Any, *, fast: str = DEFAULT_FAST, **kwargs: Any):
         super().__init__(**kwargs)
         self.module = module.eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
+        self.fast = fast
+
+    @property
+    def fast(self) -> str:
+        """How :meth:`logits` runs the network; setting it drops the prepared copy."""
+        return self._fast
+
+    @fast.setter
+    def fast(self, mode: str) -> None:
+        self._fast = check_fast(mode)
+        self._runner: Any = None
 
     @property
     def device(self) -> Any:
@@ -119,22 +152,50 @@ class TorchStream(Stream):
     def to(self, device: Any) -> TorchStream:
         """Move the network to ``device`` (in place); returns self."""
         self.module.to(device)
+        self._runner = None
         return self
 
+    def runner(self, clips: Any) -> Any:
+        """The callable :meth:`logits` runs (made on the first call; ``clips`` is traced
+        by the ONNX export)."""
+        if self._fast == "off":
+            return self.module
+        if self._runner is None:
+            if self._fast == "onnxruntime":
+                from flowless.eval.onnx import OnnxRuntimeNet
+
+                if self.device.type != "cpu":
+                    raise ConfigError(f"{self.source}: fast=onnxruntime runs on the CPU only, "
+                                      f"the network is on {self.device}; use fast=torch")
+                self._runner = OnnxRuntimeNet(self.module, clips)
+            else:
+                from flowless.models.fast import fast_network
+
+                self._runner = fast_network(self.module)
+        return self._runner
+
     def logits(self, clips: Any) -> np.ndarray:
-        return self.forward(clips).float().cpu().numpy()
+        import torch
+
+        with torch.inference_mode():
+            x = clips.to(self.device).float()
+            return self.runner(x)(x).float().cpu().numpy()
 
     def forward(self, clips: Any) -> Any:
-        """Logits as a tensor on the network's device (no autograd)."""
+        """Logits of ``module`` itself as a tensor on its device (no autograd)."""
         import torch
 
         with torch.inference_mode():
             return self.module(clips.to(self.device).float())
 
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "fast": self.fast}
 
-def load_stream(path: str | Path, device: Any = None) -> Stream:
+
+def load_stream(path: str | Path, device: Any = None, *, fast: str = DEFAULT_FAST) -> Stream:
     """One stream from a flowless stream checkpoint (a PyTorch network on ``device``,
-    default CPU) or a flowless ONNX model (``.onnx``, onnxruntime on the CPU)."""
+    default CPU, whose logits run as ``fast`` says) or a flowless ONNX model (``.onnx``,
+    onnxruntime on the CPU)."""
     if Path(path).suffix.lower() == ".onnx":
         from flowless.eval.onnx import load_onnx_stream
 
@@ -148,7 +209,7 @@ def load_stream(path: str | Path, device: Any = None) -> Stream:
     if ckpt.get("kind", "stream") != "stream":
         raise CheckpointError(f"{path}: is a {ckpt.get('kind')!r} checkpoint, not a stream "
                               "network; pass a stream checkpoint (e.g. a run's best.pt)")
-    stream = stream_from_checkpoint(ckpt, str(path))
+    stream = stream_from_checkpoint(ckpt, str(path), fast=fast)
     return stream.to(device) if device is not None else stream
 
 
@@ -158,7 +219,8 @@ def _check_input(value: Any, source: str) -> str:
     return str(value)
 
 
-def stream_from_checkpoint(ckpt: dict[str, Any], source: str) -> TorchStream:
+def stream_from_checkpoint(ckpt: dict[str, Any], source: str, *,
+                           fast: str = DEFAULT_FAST) -> TorchStream:
     """Build a :class:`TorchStream` from a loaded ``kind: stream`` checkpoint."""
     for key in ("model", "model_config", "classes"):
         if key not in ckpt:
@@ -179,6 +241,7 @@ def stream_from_checkpoint(ckpt: dict[str, Any], source: str) -> TorchStream:
         classes=[str(c) for c in ckpt["classes"]],
         data=DataSettings.from_dict(ckpt.get("data"), source),
         in_channels=in_channels,
+        fast=fast,
     )
 
 
@@ -270,17 +333,20 @@ def _resolve(entry: Any, relative: Any, fusion_path: Path) -> Path:
 
 
 def load_streams(
-    checkpoints: Sequence[str | Path], fusion: str | None = None, *, device: Any = None
+    checkpoints: Sequence[str | Path], fusion: str | None = None, *, device: Any = None,
+    fast: str = DEFAULT_FAST,
 ) -> tuple[list[Stream], str | AttentionRule | None]:
     """Load streams and pick the fusion rule.
 
     ``checkpoints`` may hold stream checkpoints, flowless ONNX models (``.onnx``) and at most
     one fusion checkpoint; a fusion checkpoint alone brings its own streams. ``fusion`` is a
     rule name, a fusion checkpoint path, or None (softmax-mean when there are several
-    streams). PyTorch streams are put on ``device`` (default CPU).
+    streams). PyTorch streams are put on ``device`` (default CPU) and run their logits as
+    ``fast`` says (:data:`FAST_MODES`; ``off``: the networks as trained).
     """
     from flowless.checkpoint import is_flowless, load_checkpoint
 
+    check_fast(fast)
     stream_ckpts: list[tuple[dict[str, Any], str]] = []
     fusion_ckpts: list[tuple[dict[str, Any], Path]] = []
     onnx = [Path(p) for p in checkpoints if Path(p).suffix.lower() == ".onnx"]
@@ -313,7 +379,7 @@ def load_streams(
         stream_ckpts, rule = _fusion_streams(fusion_ckpts[0], stream_ckpts)
     if not stream_ckpts and not onnx:
         raise CheckpointError("no stream checkpoint given")
-    streams: list[Stream] = [stream_from_checkpoint(c, s) for c, s in stream_ckpts]
+    streams: list[Stream] = [stream_from_checkpoint(c, s, fast=fast) for c, s in stream_ckpts]
     if device is not None:
         streams = [s.to(device) for s in streams]  # type: ignore[attr-defined]
     if onnx:

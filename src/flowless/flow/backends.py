@@ -1,4 +1,5 @@
-"""Optical flow backends (OpenCV): TV-L1 as in MARS, DIS and Farneback as fast options.
+"""Optical flow backends: OpenCV's TV-L1 as in MARS, DIS and Farneback as fast options,
+and ``tvl1-torch`` (the same TV-L1 in PyTorch, batched, on CPU or CUDA; flow/tvl1_torch.py).
 
 A backend is created once and reused for every frame pair of a video (creating an
 OpenCV TV-L1 object is costly). Every OpenCV parameter is exposed under a snake_case
@@ -18,7 +19,7 @@ import numpy as np
 
 from flowless.errors import ConfigError, FlowError
 
-BACKENDS = ("tvl1", "dis", "farneback")
+BACKENDS = ("tvl1", "dis", "farneback", "tvl1-torch")
 
 # OpenCV's DualTVL1 defaults (the MARS setting); names map to the create() keywords.
 # Note the OpenCV keyword ``innnerIterations`` (three n) and ``lambda_``.
@@ -97,6 +98,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "tvl1": TVL1_DEFAULTS,
     "dis": DIS_DEFAULTS,
     "farneback": FARNEBACK_DEFAULTS,
+    "tvl1-torch": TVL1_DEFAULTS,  # the same names, defaults and presets as tvl1
 }
 
 # Named parameter sets. tvl1 "fast" stops the inner solver earlier (epsilon 0.05 instead of
@@ -106,7 +108,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "dis": {name: {"preset": name} for name in _DIS_PRESETS},
     "farneback": {"default": {}},
 }
-DEFAULT_PRESET = {"tvl1": "default", "dis": "medium", "farneback": "default"}
+PRESETS["tvl1-torch"] = PRESETS["tvl1"]
+DEFAULT_PRESET = {"tvl1": "default", "dis": "medium", "farneback": "default",
+                  "tvl1-torch": "default"}
 
 # Valid ranges: OpenCV does not check all of them (DIS patch_size 1 crashes the process).
 _POS = (lambda v: v > 0, "> 0")
@@ -128,6 +132,9 @@ _RULES: dict[str, dict[str, tuple]] = {
                   "iterations": _ONE, "poly_n": (lambda v: v in (5, 7), "5 or 7"),
                   "poly_sigma": _POS},
 }
+_RULES["tvl1-torch"] = {**_RULES["tvl1"], "gamma": (lambda v: v == 0, "0 (tvl1-torch has "
+                                                    "no illumination term; use tvl1)")}
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def _check_backend(backend: str) -> None:
@@ -222,24 +229,54 @@ def _make_dis(p: dict[str, Any]) -> Any:
     return dis
 
 
+def check_device(device: str | None, backend: str) -> str:
+    """``auto``/``cpu``/``cuda`` (None = auto); only tvl1-torch runs on CUDA."""
+    device = device or "auto"
+    if device not in DEVICES:
+        raise ConfigError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "cuda" and backend != "tvl1-torch":
+        raise ConfigError(f"device cuda needs --backend tvl1-torch ({backend} runs on the CPU "
+                          "through OpenCV)")
+    return device
+
+
 class FlowBackend:
-    """A reusable OpenCV flow object: ``backend(prev_gray, next_gray) -> (H, W, 2) float32``."""
+    """A reusable flow object: ``backend(prev_gray, next_gray) -> (H, W, 2) float32``;
+    ``backend.many(prevs, nexts)`` computes a batch (N, H, W) -> (N, 2, H, W)."""
 
     def __init__(self, name: str = "tvl1", params: Mapping[str, Any] | None = None,
-                 preset: str | None = None):
+                 preset: str | None = None, device: str | None = "auto"):
         self.name = name
         self.params = resolve_params(name, params, preset)
+        check_device(device, name)
         if name == "tvl1":
             self._impl = _make_tvl1(self.params)
         elif name == "dis":
             self._impl = _make_dis(self.params)
+        elif name == "tvl1-torch":
+            from flowless.flow.tvl1_torch import TorchTVL1
+
+            self._impl = TorchTVL1(self.params, device)
         else:
             self._impl = None
+        self.device = str(self._impl.device) if name == "tvl1-torch" else "cpu"
+
+    def many(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+        """Flow of N grey pairs (N, H, W) uint8 of one size: float32 (N, 2, H, W) px."""
+        prev, nxt = np.asarray(prev), np.asarray(nxt)
+        if prev.shape != nxt.shape or prev.ndim != 3 or prev.dtype != np.uint8:
+            raise FlowError(f"expected two uint8 (N, H, W) batches of grey frames, got "
+                            f"{prev.dtype} {prev.shape} and {nxt.dtype} {nxt.shape}")
+        if self.name == "tvl1-torch":
+            return self._impl(prev, nxt)
+        return np.stack([self(a, b).transpose(2, 0, 1) for a, b in zip(prev, nxt)])
 
     def __call__(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         prev, nxt = to_gray(prev), to_gray(nxt)
         if prev.shape != nxt.shape:
             raise FlowError(f"frame sizes differ: {prev.shape} vs {nxt.shape}")
+        if self.name == "tvl1-torch":
+            return self._impl(prev[None], nxt[None])[0].transpose(1, 2, 0)
         try:
             if self.name == "farneback":
                 p = self.params
@@ -249,6 +286,8 @@ class FlowBackend:
                     p["iterations"], p["poly_n"], p["poly_sigma"], flags,
                 )
             else:
+                if self.name == "tvl1":  # OpenCV lowers nscales for good after a small image
+                    self._impl.setScalesNumber(self.params["nscales"])
                 flow = self._impl.calc(prev, nxt, None)
         except cv2.error as exc:
             # Keep OpenCV's reason, drop its source-file prefix.
@@ -284,16 +323,17 @@ def resize_gray(gray: np.ndarray, short_side: int | None) -> np.ndarray:
 _cache = threading.local()
 
 
-def get_backend(name: str = "tvl1", **params: Any) -> FlowBackend:
+def get_backend(name: str = "tvl1", device: str | None = "auto", **params: Any
+                ) -> FlowBackend:
     """A per-thread cached :class:`FlowBackend` for these parameters (created once)."""
     full = resolve_params(name, params)
-    key = (name, tuple(sorted(full.items())))
+    key = (name, device, tuple(sorted(full.items())))
     store = getattr(_cache, "backends", None)
     if store is None:
         store = _cache.backends = {}
     if key not in store:
         store.clear()  # keep one object per thread: parameters rarely change
-        store[key] = FlowBackend(name, full)
+        store[key] = FlowBackend(name, full, device=device)
     return store[key]
 
 
@@ -304,15 +344,19 @@ def compute_flow(prev: np.ndarray, nxt: np.ndarray, backend: str = "tvl1", **par
 
 
 def video_flow(
-    frames: np.ndarray, backend: str = "tvl1", short_side: int | None = None, **params: Any
+    frames: np.ndarray, backend: str = "tvl1", short_side: int | None = None,
+    batch_size: int = 32, **params: Any
 ) -> np.ndarray:
-    """Flow of consecutive frames (T, H, W[, 3]) uint8: float32 (T-1, 2, H', W')."""
+    """Flow of consecutive frames (T, H, W[, 3]) uint8: float32 (T-1, 2, H', W').
+
+    tvl1-torch computes ``batch_size`` pairs at a time (pass ``device=`` to choose)."""
     frames = np.asarray(frames)
     if len(frames) < 2:
         raise FlowError(f"need at least 2 frames for optical flow, got {len(frames)}")
     flow_of = get_backend(backend, **params)
-    grays = [resize_gray(to_gray(f), short_side) for f in frames]
-    out = np.empty((len(grays) - 1, 2, *grays[0].shape), dtype=np.float32)
-    for t in range(len(grays) - 1):
-        out[t] = flow_of(grays[t], grays[t + 1]).transpose(2, 0, 1)
+    grays = np.stack([resize_gray(to_gray(f), short_side) for f in frames])
+    out = np.empty((len(grays) - 1, 2, *grays.shape[1:]), dtype=np.float32)
+    for t in range(0, len(grays) - 1, max(1, batch_size)):
+        stop = min(t + max(1, batch_size), len(grays) - 1)
+        out[t:stop] = flow_of.many(grays[t:stop], grays[t + 1:stop + 1])
     return out

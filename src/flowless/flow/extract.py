@@ -4,7 +4,9 @@ Each video is decoded, converted to grayscale, resized, and its flow fields are 
 and streamed to ``<key>.npz`` under a temporary name that is renamed when complete. A rerun
 skips videos whose final file exists and redoes the rest; OpenCV runs single-threaded in
 each worker so results do not depend on the number of workers or on interruptions. A
-video that fails is recorded in the report file and the others complete.
+video that fails is recorded in the report file and the others complete. The tvl1-torch
+backend runs in this process instead, batching frame pairs of many videos on one device
+(flow/batched.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -22,9 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from flowless.errors import ConfigError, FlowError, FlowlessError
-from flowless.flow.backends import FlowBackend, get_backend, resize_gray, resolve_params, to_gray
+from flowless.flow.backends import (
+    FlowBackend,
+    check_device,
+    get_backend,
+    resize_gray,
+    resolve_params,
+    to_gray,
+)
 from flowless.flow.quantize import quantize
 from flowless.flow.store import (
     MANIFEST_NAME,
@@ -107,35 +117,60 @@ def report_path(out: str | Path, shard: tuple[int, int] = (0, 1)) -> Path:
     return Path(out) / name
 
 
-def flow_video_file(video: Path, out_file: Path, backend: str, params: dict[str, Any],
-                    short_side: int | None) -> int:
-    """Compute, quantise and stream one video's flow to ``out_file``; return the field count."""
+def gray_frames(video: Path, short_side: int | None) -> Iterator[np.ndarray]:
+    """The grey frames flow is computed on: resized, and a resolution change mid-stream
+    resized back to the first frame's size."""
     from flowless.data.video import iter_frames
 
-    flow_of = get_backend(backend, **params)
-    frames = 0
+    first = None
+    for frame in iter_frames(video):
+        gray = resize_gray(to_gray(frame), short_side)
+        if first is None:
+            first = gray.shape
+        elif gray.shape != first:
+            gray = cv2.resize(gray, first[::-1], interpolation=cv2.INTER_AREA)
+        yield gray
+
+
+def flow_video_file(video: Path, out_file: Path, backend: str, params: dict[str, Any],
+                    short_side: int | None, batch_size: int = 1, device: str = "auto") -> int:
+    """Compute, quantise and stream one video's flow to ``out_file``; return the field count.
+    tvl1-torch computes ``batch_size`` pairs at a time."""
+    flow_of = get_backend(backend, device=device, **params)
+    batch = batch_size if backend == "tvl1-torch" else 1
+    frames, prev, pending = 0, None, []
     with open_flow_writer(out_file) as writer:
-        prev = None
-        for frame in iter_frames(video):
-            gray = resize_gray(to_gray(frame), short_side)
+
+        def flush() -> None:
+            flows = flow_of.many(np.stack([a for a, _ in pending]),
+                                 np.stack([b for _, b in pending]))
+            for flow in flows:
+                writer.add(quantize(flow))
+            pending.clear()
+
+        for gray in gray_frames(video, short_side):
             frames += 1
             if prev is not None:
-                if gray.shape != prev.shape:  # resolution change mid-stream
-                    gray = cv2.resize(gray, prev.shape[::-1], interpolation=cv2.INTER_AREA)
-                writer.add(quantize(flow_of(prev, gray)).transpose(2, 0, 1))
+                pending.append((prev, gray))
+                if len(pending) >= batch:
+                    flush()
             prev = gray
+        if pending:
+            flush()
         if frames < 2:
             raise FlowError(f"{video}: has only {frames} frame; optical flow needs at least 2")
     return writer.count
 
 
 def _process(key: str, video: str, out: str, backend: str, params: dict[str, Any],
-             short_side: int | None) -> dict[str, Any]:
+             short_side: int | None, batch_size: int = 1, device: str = "auto"
+             ) -> dict[str, Any]:
     """Worker task: one video -> result dict (never raises for a bad video)."""
     target = flow_path(out, key)
     try:
         remove_partial(target)
-        count = flow_video_file(Path(video), target, backend, params, short_side)
+        count = flow_video_file(Path(video), target, backend, params, short_side, batch_size,
+                                device)
         return {"key": key, "ok": True, "fields": count}
     except FlowlessError as exc:
         error = str(exc)
@@ -154,6 +189,7 @@ def _watch_parent(parent_pid: int) -> None:
 def _init_worker(parent_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is handled by the main process
     cv2.setNumThreads(1)  # deterministic and no oversubscription across workers
+    os.environ["OMP_NUM_THREADS"] = "1"  # the same for PyTorch (tvl1-torch), imported later
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
 
 
@@ -248,16 +284,30 @@ def extract_flow(
     overwrite: bool = False,
     verify: bool = False,
     quiet: bool | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
 ) -> ExtractSummary:
     """Compute the flow of ``videos`` ((key, path) pairs) into the store ``out``.
 
     Skips videos already complete (``verify`` also re-reads them and redoes broken ones;
     ``overwrite`` recomputes them). Returns counts and the failures (also in the report).
+    tvl1-torch runs on ``device`` (auto: CUDA if available) in batches of ``batch_size``
+    pairs (default 64 on CUDA, 4 on CPU): on CUDA or with one worker in this process,
+    batching across videos (flow/batched.py); else in ``workers`` processes, one thread each.
     """
     started = time.perf_counter()
     out = Path(out)
     full = resolve_params(backend, params, preset)
-    FlowBackend(backend, full)  # refuse bad parameters before starting any worker
+    device = check_device(device, backend)
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"batch size {batch_size}: expected at least 1")
+    flow_of = FlowBackend(backend, full, device=device)  # refuse bad parameters early
+    if flow_of.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("device cuda: PyTorch sees no CUDA GPU (torch.cuda.is_available()"
+                              " is False); use --device cpu or auto")
     if short_side is not None and short_side < 0:
         raise ConfigError(f"short side {short_side}: expected a size in px, or 0 to keep it")
     short_side = short_side or None
@@ -287,15 +337,38 @@ def extract_flow(
             write_report(False)
         bar.update(1)
 
-    workers = min(workers or default_workers(), max(1, len(todo)))
-    task = (str(out), backend, full, short_side)
+    processes = min(workers or default_workers(), max(1, len(todo)))
+    cuda = flow_of.device.startswith("cuda")
+    batch_size = batch_size or (64 if cuda else 4)
+    task = (str(out), backend, full, short_side, batch_size, flow_of.device)
     try:
-        if workers <= 1:
+        if backend == "tvl1-torch" and (cuda or processes <= 1):
+            _run_batched(todo, out, flow_of, short_side, on_result, workers, batch_size)
+        elif processes <= 1:
             _run_inline(todo, task, on_result)
         else:
-            run_pool(todo, workers, task, on_result)
+            run_pool(todo, processes, task, on_result)
     finally:
         bar.close()
     summary.seconds = time.perf_counter() - started
     write_report(True)
     return summary
+
+
+def _run_batched(todo: list[Video], out: Path, flow_of: FlowBackend, short_side: int | None,
+                 on_result: Callable[[dict[str, Any]], None], workers: int | None,
+                 batch_size: int) -> None:
+    """tvl1-torch in this process, batching pairs across videos: on CUDA (``workers``
+    decoder threads, at most 4), or on one CPU thread (as one OpenCV worker)."""
+    import torch
+
+    from flowless.flow.batched import BatchedRun
+
+    cuda = flow_of.device.startswith("cuda")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads if cuda else 1)
+    try:
+        run = BatchedRun(out, flow_of, batch_size, on_result)
+        run.run(todo, short_side, decoders=min(4, workers or default_workers()) if cuda else 1)
+    finally:
+        torch.set_num_threads(threads)

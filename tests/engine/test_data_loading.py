@@ -1,0 +1,31 @@
+"""The loader changes speed, never results: workers and the decoded-video cache give the same
+weights, and each epoch logs the share of its time spent waiting for data."""
+
+from __future__ import annotations
+
+import torch
+from trainkit import base_overrides
+
+from flowless.checkpoint import load_checkpoint
+from flowless.config import load_config
+from flowless.engine import read_metrics, train
+
+
+def test_same_weights_with_any_workers_and_with_the_cache(updown, tmp_path):
+    root, flow = updown
+    weights = []
+    for workers, cache in ((0, "off"), (2, "off"), (2, "on")):
+        out = tmp_path / f"w{workers}-{cache}"
+        cfg = load_config(None, base_overrides(root, flow, out, epochs=2, data__workers=workers,
+                                               data__cache=cache, tensorboard=workers == 0))
+        train(cfg, quiet=True)
+        weights.append(load_checkpoint(out / "last.pt")["model"])
+    for other in weights[1:]:
+        assert all(torch.equal(weights[0][k], other[k]) for k in weights[0])
+
+    records = read_metrics(tmp_path / "w0-off")
+    assert all(0 <= r["train_data_wait"] < 1 for r in records)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "w0-off" / "tensorboard")).Reload()
+    assert len(events.Scalars("train/data_wait")) == 2
