@@ -29,3 +29,23 @@ def test_same_weights_with_any_workers_and_with_the_cache(updown, tmp_path):
 
     events = EventAccumulator(str(tmp_path / "w0-off" / "tensorboard")).Reload()
     assert len(events.Scalars("train/data_wait")) == 2
+
+
+def test_cache_auto_decodes_on_the_fly_when_the_videos_do_not_fit(updown):
+    from flowless.config import DataConfig
+    from flowless.data.annotations import load_index
+    from flowless.engine.data import cache_videos, clip_dataset
+    from flowless.engine.distributed import DistEnv
+
+    root, _ = updown
+    records = load_index(root, "ucf101").split("train")
+    said = []
+    for cache_mb, cache in ((0, "auto"), (1, "off"), (0, "on"), (1, "auto")):
+        data = DataConfig(root=str(root), clip_len=8, size=32, cache=cache, cache_mb=cache_mb,
+                          workers=0)
+        ds = clip_dataset(records, data, "rgb", "train", 0)
+        held = cache_videos([ds], data, DistEnv(), said.append)
+        fits = cache == "on" or (cache == "auto" and cache_mb == 1)
+        assert (held > 0) == (ds.decoded is not None) == fits
+    assert len(said) == 3 and "over the 0 MB budget" in said[0]
+    assert said[1].startswith("data.cache: the videos of 8 records decoded into 0 MB")

@@ -215,10 +215,10 @@ def test_train_epoch_reports_the_share_of_time_spent_waiting_for_data():
 def test_auto_workers_are_sized_to_the_cores(monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(6)), raising=False)
     cuda = DistEnv(device=torch.device("cuda"))
-    assert resolve_workers("auto", ENV) == 6 and resolve_workers(3, ENV) == 3
-    assert resolve_workers("auto", cuda, in_memory=True) == 6
+    assert resolve_workers("auto", ENV) == 5 and resolve_workers(3, ENV) == 3  # 1 core: model
+    assert resolve_workers("auto", cuda, in_memory=True) == 5
     assert resolve_workers("auto", ENV, in_memory=True) == 0  # the model needs the cores
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
     assert resolve_workers("auto", DistEnv(world_size=4)) == 0  # 1 core per rank
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)), raising=False)
-    assert resolve_workers("auto", DistEnv(world_size=4)) == 8
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(256)), raising=False)
+    assert resolve_workers("auto", DistEnv(world_size=4)) == 16

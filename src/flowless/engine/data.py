@@ -121,13 +121,17 @@ class EpochSampler(Sampler[tuple[int, int]]):
         return len(self.sampler)  # type: ignore[arg-type]
 
 
+def _local_ranks(env: DistEnv) -> int:
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))) if env.distributed else 1
+
+
 def resolve_workers(workers: int | str, env: DistEnv, *, in_memory: bool = False) -> int:
     """DataLoader processes for ``data.workers``; ``auto`` = this rank's share of the cores.
 
     ``auto``: the cores this process may use (CPU affinity) divided among the node's ranks,
-    at most 8, none when that leaves fewer than 2; and none for clips cut from memory
-    (``in_memory``) on a CPU device, where cutting a clip costs a few percent of the model's
-    step and a worker would only take cores from the model's threads (docs/training.md)."""
+    less one for the training process itself, at most 16. None for clips cut from memory
+    (``in_memory``) on a CPU device: cutting one costs a few percent of the model's step
+    there, and a worker would only take cores from the model (docs/training.md)."""
     if workers != "auto":
         return int(workers)
     if in_memory and env.device.type != "cuda":
@@ -136,37 +140,48 @@ def resolve_workers(workers: int | str, env: DistEnv, *, in_memory: bool = False
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if env.distributed else 1
-    share = cores // max(1, ranks)
-    return min(8, share) if share >= 2 else 0
+    return max(0, min(16, cores // _local_ranks(env) - 1))
+
+
+def cache_budget(data: DataConfig, env: DistEnv) -> int:
+    """Bytes ``data.cache=auto`` may hold: ``data.cache_mb``, and at most half the memory
+    available now (Linux) shared among the node's torchrun processes."""
+    budget = data.cache_mb * 2**20
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                budget = min(budget, int(line.split()[1]) * 1024 // 2 // _local_ranks(env))
+    except (OSError, ValueError, IndexError):
+        pass
+    return budget
 
 
 def cache_videos(datasets: list[Dataset], data: DataConfig, env: DistEnv,
                  echo: Callable[[str], None] | None = None) -> int:
     """Decode the datasets' videos into memory (``data.cache``: on, or auto when they fit in
-    ``data.cache_mb``); returns the bytes held (0: not cached)."""
+    :func:`cache_budget`); returns the bytes held (0: not cached)."""
     if data.cache == "off" or not datasets:
         return 0
-    budget = data.cache_mb * 2**20
     if data.cache == "auto":
-        estimate = sum(ds.decoded_bytes() for ds in datasets)  # type: ignore[attr-defined]
-        if estimate > budget:
+        need, budget = sum(ds.decoded_bytes() for ds in datasets), cache_budget(data, env)
+        if need > budget:
             if echo:
-                echo(f"data.cache: decoded videos need about {estimate / 2**20:.0f} MB, over "
-                     f"data.cache_mb={data.cache_mb}: decoding clips on the fly")
+                echo(f"data.cache: the decoded videos need about {need / 2**20:.0f} MB, over "
+                     f"the {budget / 2**20:.0f} MB budget (data.cache_mb, free memory): "
+                     "clips are decoded on the fly")
             return 0
-    workers = resolve_workers(data.workers, env)
     t0 = time.perf_counter()
-    held = sum(ds.preload(workers) for ds in datasets)  # type: ignore[attr-defined]
+    held = sum(ds.preload(resolve_workers(data.workers, env)) for ds in datasets)
     if echo:
-        echo(f"data.cache: decoded {sum(len(ds) for ds in datasets)} items' videos into "
-             f"{held / 2**20:.0f} MB in {time.perf_counter() - t0:.1f} s")
+        echo(f"data.cache: the videos of {sum(len(ds.records) for ds in datasets)} records "
+             f"decoded into {held / 2**20:.0f} MB in {time.perf_counter() - t0:.1f} s")
     return held
 
 
 def make_loader(dataset: Dataset, batch_size: int, env: DistEnv, *, train: bool, seed: int,
                 workers: int | str = "auto", prefetch: int = 2) -> DataLoader:
-    """Train: shuffled by (seed, epoch) via DistributedSampler; val: a strided shard.
+    """Train: shuffled by (seed, epoch) via DistributedSampler, the dataset indexed by
+    ``(epoch, index)`` (:class:`EpochSampler`); val: a strided shard.
 
     Workers (``auto``: :func:`resolve_workers`) persist across epochs and keep ``prefetch``
     batches each in flight; batches are pinned for a CUDA device."""
