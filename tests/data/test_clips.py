@@ -218,6 +218,7 @@ assert sum(len(b["clip"]) for b in raw) == len(ds)
 env = DistEnv()
 ours = make_loader(ds, 2, env, train=True, seed=0, workers=2)
 assert sum(len(b["clip"]) for b in ours) == len(ds)
+assert ClipDataset(records, clip_len=4, size=8).preload(workers=2) > 0  # forks workers too
 print("ok")
 """)
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
