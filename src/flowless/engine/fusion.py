@@ -19,7 +19,14 @@ import torch
 import torch.nn.functional as F
 
 from flowless.checkpoint import save_checkpoint
-from flowless.config import DataConfig, FusionConfig, save_yaml, to_dict, validate
+from flowless.config import (
+    FUSION_CLIP_KEYS,
+    DataConfig,
+    FusionConfig,
+    save_yaml,
+    to_dict,
+    validate,
+)
 from flowless.engine import data as rundata
 from flowless.engine.distributed import DistEnv, resolve_device
 from flowless.engine.metrics import MetricsLog
@@ -30,7 +37,7 @@ from flowless.eval.streams import TorchStream, load_streams
 from flowless.io import writable_dir
 from flowless.progress import progress
 
-CLIP_KEYS = ("clip_len", "size", "stride", "short_side")
+CLIP_KEYS = tuple(k.removeprefix("data.") for k in FUSION_CLIP_KEYS)  # DataConfig fields
 Logits = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (N, S, K), labels (N,), videos (N,)
 
 
