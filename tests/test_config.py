@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from flowless.config import (
@@ -22,7 +24,12 @@ def test_defaults_follow_mars_and_the_paper():
     cfg = TrainConfig()
     assert (cfg.optim.name, cfg.optim.lr, cfg.optim.momentum, cfg.optim.dampening) == ("sgd", 0.1, 0.9, 0.9)
     assert cfg.optim.schedule == "plateau" and cfg.optim.patience == 10
-    assert cfg.distill.alpha == 50.0
+    from flowless.distill.recipe import resolve
+
+    assert cfg.distill.alpha is None  # the mode's default, filled in by resolve
+    assert resolve(cfg.distill).alpha == 50.0 and resolve(cfg.distill).temperature == 4.0
+    relation = resolve(dataclasses.replace(cfg.distill, mode="relation"))
+    assert (relation.alpha, relation.normalize, relation.warmup_epochs) == (50.0, False, 0.0)
     assert cfg.distill.taps == ["stem", "layer1", "layer2", "layer3", "layer4", "pool"]
     assert FusionConfig().lr == 0.1 and FusionConfig().batch_size == 16
 

@@ -76,17 +76,20 @@ def _count(module):
 def test_parameter_counts_are_the_networks_weights(quick_demo):
     """Every row, fusions included: the networks rebuilt from the demo's settings and
     counted here (parameters only: BatchNorm running statistics are buffers)."""
-    from flowless.models import AttentionFusion, create_model
+    from flowless.models import AttentionFusion, WeightedFusion, create_model
 
     summary = json.loads((quick_demo / "summary.json").read_text())
     cfg, k = summary["config"], len(summary["classes"])
     rgb = _count(create_model(cfg["arch"], k, 3, width=cfg["width"]))
     flow = _count(create_model(cfg["arch"], k, 2, width=cfg["width"]))
     attention = _count(AttentionFusion(k, num_streams=2))
-    assert rgb != flow and attention > 0
+    weighted = _count(WeightedFusion(k, num_streams=2, per_class=True))
+    assert rgb != flow and attention > 0 and weighted == 3 * k + 1
     assert {r["method"]: r["params"] for r in summary["rows"]} == {
         "RGB": rgb, "Flow": flow, "RGB+Flow (mean)": rgb + flow,
-        "RGB+Flow (attention)": rgb + flow + attention, "MARS": rgb, "DS": rgb,
+        "RGB+Flow (attention)": rgb + flow + attention,
+        "RGB+Flow (flowless fusion)": rgb + flow + weighted, "flowless student": rgb,
+        "MARS": rgb, "DS": rgb,
         "DS+RGB (attention)": 2 * rgb + attention, "DS+Flow (attention)": rgb + flow + attention,
     }
 
@@ -155,6 +158,23 @@ def test_claims_in_the_report_follow_the_table(quick_demo):
     assert f"{ratio:.1f}x" in speed["figures"] and speed["value"] == pytest.approx(ratio)
     assert speed["verdict"] == verdict(speed["low"], speed["high"], 10.0, strict=False)
     assert all(len(r["ms_each"]) == 2 for r in rows.values())  # the quick preset times 2
+    # beyond the paper: the student against RGB and the half-way mark, flowless fusion
+    student = claims["flowless student beats RGB"]
+    assert student["value"] == pytest.approx(100 * (rows["flowless student"]["top1"]
+                                                    - rows["RGB"]["top1"]))
+    half = next(c for c in summary["claims"] if "50 % of the gap" in c["claim"])
+    best = max(rows[m]["top1"] for m in rows if m.startswith("RGB+Flow"))
+    mark = (rows["RGB"]["top1"] + best) / 2
+    assert half["value"] == pytest.approx(100 * (rows["flowless student"]["top1"] - mark))
+    assert half["verdict"] == verdict(half["low"], half["high"], 0.0, strict=False)
+    mine = claims["RGB+Flow (flowless fusion) beats RGB+Flow (mean)"]
+    assert mine["value"] == pytest.approx(100 * (rows["RGB+Flow (flowless fusion)"]["top1"]
+                                                 - rows["RGB+Flow (mean)"]["top1"]))
+    fused = load_checkpoint(summary["checkpoints"]["fusion_rgb_flow_flowless"])
+    assert fused["fusion"] == "weighted" and fused["fit_on"] == "crossfit"
+    student_ckpt = load_checkpoint(summary["checkpoints"]["student"])
+    assert student_ckpt["config"]["distill"]["mode"] == "student"
+    assert student_ckpt["config"]["distill"]["ensemble"] == [summary["checkpoints"]["rgb"]]
 
 
 def _row(method, top1, ms, needs_flow):
@@ -178,6 +198,15 @@ def test_check_claims_on_hand_made_rows():
     rows[0]["top1"] = 0.76  # fusion only 9 points above RGB: not held
     fusion = next(c for c in check_claims(rows) if c["claim"].startswith("fusion"))
     assert not fusion["held"]
+    # the student closes (81 - 76) / (90 - 76) = 36 % of the gap to the best fusion
+    rows += [_row("flowless student", 0.81, 10.0, False),
+             _row("RGB+Flow (flowless fusion)", 0.90, 160.0, True)]
+    claims = {c["claim"]: c for c in check_claims(rows)}
+    half = next(c for c in claims.values() if "50 % of the gap" in c["claim"])
+    assert half["verdict"] == "not held" and half["value"] == pytest.approx(81 - 83)
+    assert half["figures"].startswith("36 % closed")
+    assert claims["flowless student beats RGB"]["held"]
+    assert not any("beats RGB+Flow (mean)" in c for c in claims)  # no mean row given
 
 
 def test_claim_verdicts_follow_the_paired_interval():

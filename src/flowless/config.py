@@ -22,7 +22,7 @@ from flowless.data.holdout import DEFAULT_VAL_FRACTION
 from flowless.errors import ConfigError
 from flowless.models.resnet3d import MODEL_STAGES, TAPS
 
-DISTILL_MODES = ("none", "mars", "relation", "relation+mars", "kd")
+DISTILL_MODES = ("none", "mars", "relation", "relation+mars", "kd", "student")
 # train-fusion takes these from the first stream checkpoint; a config may not set them
 FUSION_CLIP_KEYS = ("data.clip_len", "data.size", "data.stride", "data.short_side")
 
@@ -49,6 +49,9 @@ class DataConfig:
     flip: bool = True  # random horizontal flip in training (off for left/right classes)
     flow_backend: str | None = None  # recorded in checkpoints (read from the store if None)
     flow_short_side: int | None = None
+    # "k/K": train on the training split minus its fold k of K and validate on that fold
+    # (cross-fitting, see train-fusion --fit-on crossfit); None: the whole split
+    fold: str | None = None
 
 
 @dataclass
@@ -87,10 +90,16 @@ class DistillConfig:
     """Teacher and distillation loss: CE + alpha * term(mode)."""
 
     teacher: str | None = None  # frozen stream checkpoint (usually the flow stream)
-    mode: str = "none"  # none | mars | relation | relation+mars | kd
-    alpha: float = 50.0
-    taps: list[str] = field(default_factory=lambda: list(TAPS))  # for relation
-    temperature: float = 4.0  # for kd
+    mode: str = "none"  # none | mars | relation | relation+mars | kd | student
+    # Unset (None) weights take the mode's defaults (distill/recipe.py): the paper's for
+    # mars/relation, the measured recipe for student; the run's config.yaml has the values.
+    alpha: float | None = None  # weight of the feature term (the relation term for student)
+    taps: list[str] = field(default_factory=lambda: list(TAPS))  # for relation / student
+    temperature: float | None = None  # KD temperature (kd, student)
+    ensemble: list[str] = field(default_factory=list)  # kd/student: more frozen streams
+    kd_weight: float | None = None  # student: weight of the KD term
+    normalize: bool | None = None  # relation terms relative to the teacher's, per tap
+    warmup_epochs: float | None = None  # distillation weights ramp up linearly over these
 
 
 @dataclass
@@ -126,6 +135,18 @@ class FusionConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     train_views: int = 1  # augmented train clips per video whose logits are precomputed
+    # attention: the paper's module | weighted: flowless fusion, a weighted logit mean with
+    # normalised weights and a temperature (docs/method.md §10)
+    kind: str = "attention"
+    # what the fusion is fitted on: train (the streams' logits of augmented training clips,
+    # as the paper) | crossfit (out-of-fold video logits: each stream is retrained on all
+    # folds but one and predicts that one); None: crossfit for weighted, train for attention
+    fit_on: str | None = None
+    folds: int = 2  # crossfit folds
+    crossfit_dir: str | None = None  # where fold runs live (None: OUT/crossfit); share it
+    # between fusions of the same streams to train each fold copy once
+    per_class: bool = True  # weighted: one weight per stream and class (else per stream)
+    l2: float = 1e-2  # weighted: L2 on the log-weights and biases
     seed: int = 0
     out: str = "runs/fusion"
     device: str = "auto"
@@ -142,6 +163,8 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "optim.schedule": ("plateau", "cosine", "none"),
     "distill.mode": DISTILL_MODES,
     "data.cache": ("auto", "on", "off"),
+    "kind": ("attention", "weighted"),
+    "fit_on": (None, "train", "crossfit"),
 }
 
 C = TypeVar("C")
@@ -317,8 +340,17 @@ def validate(cfg: Any) -> None:
                 raise ConfigError(f"{key}: {value!r} is not one of: {shown}")
     if isinstance(cfg, TrainConfig):
         _validate_train(cfg)
-    if isinstance(cfg, FusionConfig) and len(cfg.streams) < 2:
-        raise ConfigError("streams: fusion needs at least two stream checkpoints")
+    if isinstance(cfg, FusionConfig):
+        if len(cfg.streams) < 2:
+            raise ConfigError("streams: fusion needs at least two stream checkpoints")
+        if cfg.folds < 2:
+            raise ConfigError(f"folds: cross-fitting needs at least 2 folds, got {cfg.folds}")
+        if cfg.l2 < 0:
+            raise ConfigError(f"l2: must be at least 0, got {cfg.l2}")
+    if cfg.data.fold is not None:
+        from flowless.data.holdout import parse_fold
+
+        parse_fold(cfg.data.fold)
     for key in ("epochs", "batch_size"):
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key}: must be at least 1, got {getattr(cfg, key)}")
@@ -347,6 +379,16 @@ def _validate_train(cfg: TrainConfig) -> None:
         )
     if d.mode in ("relation", "relation+mars") and not d.taps:
         raise ConfigError("distill.taps: relation distillation needs at least one tap")
+    if d.ensemble and d.mode not in ("kd", "student"):
+        raise ConfigError(f"distill.ensemble: only kd and student distil logits from an "
+                          f"ensemble; drop distill.ensemble or pass --distill student "
+                          f"(mode is {d.mode})")
+    for key in ("alpha", "temperature", "kd_weight", "warmup_epochs"):
+        value = getattr(d, key)
+        if value is not None and value < 0:
+            raise ConfigError(f"distill.{key}: must be at least 0, got {value}")
+    if d.temperature is not None and d.temperature <= 0:
+        raise ConfigError(f"distill.temperature: must be positive, got {d.temperature}")
     if cfg.optim.schedule == "plateau" and cfg.optim.warmup_epochs > 0:
         raise ConfigError(
             "optim.warmup_epochs: warm-up applies to schedule cosine or none, not plateau"

@@ -49,8 +49,10 @@ METHODS = (
     Method("Flow", ("flow",)),
     Method("RGB+Flow (mean)", ("rgb", "flow"), "logit-mean"),
     Method("RGB+Flow (attention)", ("rgb", "flow"), "fusion_rgb_flow"),
+    Method("RGB+Flow (flowless fusion)", ("rgb", "flow"), "fusion_rgb_flow_flowless"),
     Method("MARS", ("mars",)),
     Method("DS", ("ds",)),
+    Method("flowless student", ("student",)),
     Method("DS+RGB (attention)", ("ds", "rgb"), "fusion_ds_rgb"),
     Method("DS+Flow (attention)", ("ds", "flow"), "fusion_ds_flow"),
 )
@@ -64,19 +66,34 @@ class StreamRun:
     input: str
     teacher: str | None = None
     mode: str = "none"
+    ensemble: tuple[str, ...] = ()  # more frozen runs in the KD target (student)
 
 
-# trained in this order (the students need the Flow teacher)
+# trained in this order (the students need the Flow teacher and the RGB stream)
 STREAM_RUNS = (
     StreamRun("rgb", "rgb"),
     StreamRun("flow", "flow"),
     StreamRun("mars", "rgb", teacher="flow", mode="mars"),
     StreamRun("ds", "rgb", teacher="flow", mode="relation"),
+    StreamRun("student", "rgb", teacher="flow", mode="student", ensemble=("rgb",)),
 )
-FUSIONS = {"fusion_rgb_flow": ("rgb", "flow"), "fusion_ds_rgb": ("ds", "rgb"),
-           "fusion_ds_flow": ("ds", "flow")}
+
+
+@dataclass(frozen=True)
+class FusionRun:
+    """One trained fusion: the runs it fuses and the module (attention | weighted)."""
+
+    streams: tuple[str, ...]
+    kind: str = "attention"
+
+
+FUSIONS = {"fusion_rgb_flow": FusionRun(("rgb", "flow")),
+           "fusion_rgb_flow_flowless": FusionRun(("rgb", "flow"), "weighted"),
+           "fusion_ds_rgb": FusionRun(("ds", "rgb")),
+           "fusion_ds_flow": FusionRun(("ds", "flow"))}
 
 BASELINE_STREAMS = {"rgb", "flow"}  # what a benchmark is calibrated with (never a student)
+BEYOND_PAPER = {"fusion_rgb_flow_flowless"}  # flowless's own methods: not calibration rows
 
 STAGE_DATA = "1/5 generate dataset"
 STAGE_FLOW = "2/5 extract flow"
@@ -129,7 +146,8 @@ class DemoRun:
     def methods(self) -> tuple[Method, ...]:
         """The table's rows: all of :data:`METHODS`, or the baselines when calibrating."""
         if self.cfg.baselines_only:
-            return tuple(m for m in METHODS if set(m.streams) <= BASELINE_STREAMS)
+            return tuple(m for m in METHODS if set(m.streams) <= BASELINE_STREAMS
+                         and m.fusion not in BEYOND_PAPER)
         return METHODS
 
     @property
@@ -138,16 +156,17 @@ class DemoRun:
                      if not self.cfg.baselines_only or s.name in BASELINE_STREAMS)
 
     @property
-    def fusions(self) -> dict[str, tuple[str, ...]]:
-        return {k: v for k, v in FUSIONS.items()
-                if not self.cfg.baselines_only or set(v) <= BASELINE_STREAMS}
+    def fusions(self) -> dict[str, FusionRun]:
+        return {k: v for k, v in FUSIONS.items() if not self.cfg.baselines_only
+                or (set(v.streams) <= BASELINE_STREAMS and k not in BEYOND_PAPER)}
 
     def eval_dir(self, m: Method) -> Path:
         return self.out / "eval" / slug(m.name)
 
 
 def _train_config(cfg: DemoConfig, data_root: Path, flow_root: Path, stream: str, out: Path,
-                  teacher: Path | None = None, mode: str = "none") -> Any:
+                  teacher: Path | None = None, mode: str = "none",
+                  ensemble: tuple[Path, ...] = ()) -> Any:
     from flowless.config import DataConfig, DistillConfig, ModelConfig, OptimConfig, TrainConfig
 
     return TrainConfig(
@@ -159,18 +178,21 @@ def _train_config(cfg: DemoConfig, data_root: Path, flow_root: Path, stream: str
         model=ModelConfig(arch=cfg.arch, width=cfg.width),
         optim=OptimConfig(name="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay,
                           schedule="cosine", warmup_epochs=1.0 if cfg.epochs > 3 else 0.0),
+        # the paper's modes get the demo's alpha; the student its own recipe (distill/recipe.py)
         distill=DistillConfig(teacher=str(teacher) if teacher else None, mode=mode,
-                              alpha=cfg.alpha),
+                              alpha=None if mode == "student" else cfg.alpha,
+                              ensemble=[str(p) for p in ensemble]),
     )
 
 
 def _fusion_config(cfg: DemoConfig, data_root: Path, flow_root: Path, streams: list[Path],
-                   out: Path) -> Any:
+                   out: Path, kind: str = "attention") -> Any:
     from flowless.config import DataConfig, FusionConfig
 
     return FusionConfig(
         streams=[str(p) for p in streams], epochs=cfg.fusion_epochs, batch_size=16, lr=0.1,
-        seed=cfg.seed, out=str(out), threads=cfg.threads,
+        seed=cfg.seed, out=str(out), threads=cfg.threads, kind=kind,
+        crossfit_dir=str(out.parent / "crossfit"),  # fold copies shared by the fusions
         data=DataConfig(format="ucf101", root=str(data_root), flow_root=str(flow_root),
                         clip_len=cfg.clip_len, size=cfg.size, short_side=cfg.size,
                         flip=False),
@@ -279,7 +301,8 @@ def train_stream(run: DemoRun, s: StreamRun) -> None:
         run.echo(f"[demo]   {name}: already trained, reusing {run.ckpt(name)}")
         return
     tc = _train_config(run.cfg, run.data_root, run.flow_root, s.input, run.runs / name,
-                       run.ckpt(s.teacher) if s.teacher else None, s.mode)
+                       run.ckpt(s.teacher) if s.teacher else None, s.mode,
+                       tuple(run.ckpt(e) for e in s.ensemble))
     tc.name = name
     if run.ckpt(name).exists():
         tc.resume = str(run.runs / name)
@@ -287,14 +310,15 @@ def train_stream(run: DemoRun, s: StreamRun) -> None:
     write_text(run.runs / name / "done", "")
 
 
-def train_fusion_run(run: DemoRun, name: str, pair: tuple[str, ...]) -> None:
-    """Train one attention fusion of two trained streams (a finished one is reused)."""
+def train_fusion_run(run: DemoRun, name: str, fusion: FusionRun) -> None:
+    """Train one fusion of trained streams (a finished one is reused)."""
     from flowless.engine import train_fusion
 
     if run.is_done(name):
         return
     train_fusion(_fusion_config(run.cfg, run.data_root, run.flow_root,
-                                [run.ckpt(s) for s in pair], run.runs / name), quiet=run.quiet)
+                                [run.ckpt(s) for s in fusion.streams], run.runs / name,
+                                fusion.kind), quiet=run.quiet)
     write_text(run.runs / name / "done", "")
 
 
@@ -302,8 +326,8 @@ def train_all(run: DemoRun) -> None:
     """The streams and students (in :data:`STREAM_RUNS` order), then the fusions."""
     for s in run.stream_runs:
         train_stream(run, s)
-    for name, pair in run.fusions.items():
-        train_fusion_run(run, name, pair)
+    for name, fusion in run.fusions.items():
+        train_fusion_run(run, name, fusion)
 
 
 def evaluate_method(run: DemoRun, m: Method, classes: list[dict[str, Any]]) -> dict[str, Any]:

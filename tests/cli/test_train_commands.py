@@ -25,8 +25,10 @@ COMMON = {
 VALUES = {
     "train": dict(COMMON, stream=("flow", "flow"), arch=("resnet18", "resnet18"),
                   width=("0.5", 0.5), pretrained=("p.pth", "p.pth"),
-                  teacher=("t.pt", "t.pt"), distill=("kd", "kd"), alpha=("8", 8.0)),
-    "train-fusion": dict(COMMON, train_views=("4", 4)),
+                  teacher=("t.pt", "t.pt"), distill=("kd", "kd"), alpha=("8", 8.0),
+                  temperature=("2", 2.0), kd_weight=("0.5", 0.5), distill_warmup=("3", 3.0)),
+    "train-fusion": dict(COMMON, train_views=("4", 4), fusion=("weighted", "weighted"),
+                         fit_on=("crossfit", "crossfit"), folds=("3", 3)),
 }
 MODULES = {"train": train_cli, "train-fusion": fusion_cli}
 STREAMS = ["a.pt", "b.pt"]
@@ -53,6 +55,13 @@ def test_every_flag_lands_on_its_config_key(command):
         assert get(cfg, key) == values[flag][1], (flag, key)
     if command == "train-fusion":
         assert cfg.streams == STREAMS
+
+
+def test_ensemble_flag_is_repeatable_and_keeps_odd_paths():
+    cfg = train_cli.build_config(parse("train", "--teacher", "t.pt", "--distill", "student",
+                                       "--ensemble", "runs/rgb, 1/best.pt", "--ensemble", "x.pt"))
+    assert cfg.distill.ensemble == ["runs/rgb, 1/best.pt", "x.pt"]
+    assert cfg.distill.mode == "student"
 
 
 @pytest.mark.parametrize("command", list(MODULES))

@@ -99,3 +99,73 @@ def test_streams_with_different_clips_are_refused(updown, flow_teacher, rgb_stre
     assert code == 2
     err = capsys.readouterr().err
     assert err == "flowless train-fusion: error: streams: fusion needs at least two stream checkpoints\n"
+
+
+def test_weighted_fusion_is_fitted_on_out_of_fold_logits(updown, flow_teacher, rgb_stream,
+                                                          tmp_path):
+    from flowless.data.holdout import fold_split
+    from flowless.engine.fusion import _fit_weighted
+    from flowless.models import WeightedFusion
+
+    root, flow = updown
+    cfg = FusionConfig(streams=[str(rgb_stream), str(flow_teacher)], kind="weighted",
+                       out=str(tmp_path / "fusion"), crossfit_dir=str(tmp_path / "folds"),
+                       data=DataConfig(root=str(root), flow_root=str(flow)))
+    run = train_fusion(cfg, quiet=True)
+    last = load_checkpoint(run / "last.pt")
+    assert last["fusion"] == "weighted" and last["fit_on"] == "crossfit"
+    assert last["model_config"] == {"num_classes": 2, "num_streams": 2, "per_class": True}
+    folds = sorted(p.name for p in (tmp_path / "folds").iterdir())
+    assert len(folds) == 4 and all((tmp_path / "folds" / f / "done").exists() for f in folds)
+
+    # independent: each fold copy's video logits of the fold it never saw, then the same fit
+    train_recs = load_index(root, "ucf101").split("train")
+    x = torch.zeros(len(train_recs), 2, 2)
+    for k in range(2):
+        rest, held = fold_split(train_recs, k, 2)
+        assert {r.key for r in rest}.isdisjoint(r.key for r in held)
+        for i, name in enumerate(("rgb", "flow")):
+            (fold_run,) = (tmp_path / "folds").glob(f"{name}_*_fold{k}")
+            saved = load_checkpoint(fold_run / "last.pt")
+            assert saved["config"]["data"]["fold"] == f"{k}/2"
+            net = model_from_checkpoint(saved)
+            ds = ClipDataset(held, stream=saved["input"], flow_root=flow, clip_len=8, size=32,
+                             mode="test")
+            sums, counts = torch.zeros(len(held), 2), torch.zeros(len(held))
+            with torch.no_grad():
+                for j in range(len(ds)):
+                    item = ds[j]
+                    sums[item["video"]] += net(item["clip"][None])[0]
+                    counts[item["video"]] += 1
+            rows = [next(n for n, r in enumerate(train_recs) if r.key == h.key) for h in held]
+            x[rows, i] = sums / counts[:, None]
+    y = torch.tensor([r.label for r in train_recs])
+    torch.manual_seed(0)
+    mine = WeightedFusion(2, 2, per_class=True)
+    _fit_weighted(mine, x, y, cfg.l2)
+    got = fusion_from_checkpoint(run / "last.pt")
+    assert torch.allclose(got.weights(), mine.weights(), atol=1e-3)  # L-BFGS on 1e-6 input noise
+    assert torch.allclose(got.weights().sum(0), torch.ones(2))
+
+    rgb, labels = video_logits(rgb_stream, root, flow)
+    flo, _ = video_logits(flow_teacher, root, flow)
+    with torch.no_grad():
+        acc = float((got([rgb, flo]).argmax(1) == labels).float().mean())
+    assert read_metrics(run)[-1]["val_video_acc"] == pytest.approx(acc)
+
+    # a second fusion of the same streams reuses the fold copies
+    stamps = {f: (tmp_path / "folds" / f / "last.pt").stat().st_mtime_ns for f in folds}
+    cfg.out, cfg.per_class = str(tmp_path / "fusion2"), False
+    train_fusion(cfg, quiet=True)
+    assert stamps == {f: (tmp_path / "folds" / f / "last.pt").stat().st_mtime_ns for f in folds}
+
+
+def test_attention_can_be_fitted_on_crossfit_logits_and_says_so(updown, flow_teacher,
+                                                                 rgb_stream, tmp_path):
+    root, flow = updown
+    cfg = FusionConfig(streams=[str(rgb_stream), str(flow_teacher)], epochs=2, fit_on="crossfit",
+                       out=str(tmp_path / "fusion"), crossfit_dir=str(tmp_path / "folds"),
+                       folds=2, data=DataConfig(root=str(root), flow_root=str(flow)))
+    last = load_checkpoint(train_fusion(cfg, quiet=True) / "last.pt")
+    assert last["fusion"] == "attention" and last["fit_on"] == "crossfit"
+    assert fusion_from_checkpoint(last).__class__.__name__ == "AttentionFusion"

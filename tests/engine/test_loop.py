@@ -85,6 +85,54 @@ def test_distillation_adds_alpha_times_the_term_and_leaves_the_teacher_alone():
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
 
 
+def test_student_mode_is_kd_to_the_ensemble_plus_normalised_relation_times_the_ramp():
+    torch.manual_seed(0)
+    student, teacher, rgb = TinyNet(), TinyNet(cin=2), TinyNet()
+    distiller = Distiller(teacher, "student", alpha=0.7, taps=("stem", "pool"), temperature=2.0,
+                          input_key="flow", ensemble=[(rgb, "clip")], kd_weight=1.5,
+                          normalize=True, ramp=0.25)
+    opt = torch.optim.SGD(student.parameters(), lr=0.0)
+    data = toy_batches(2)
+    out = train_epoch(Taps(student), data, opt, CPU, ENV, distiller=distiller)
+    kds, rels = [], []
+    with torch.no_grad():
+        for b in data:
+            s, t = student.forward_features(b["clip"]), teacher.forward_features(b["flow"])
+            target = (t["logits"] + rgb(b["clip"])) / 2  # the ensemble: mean of the logits
+            q = torch.softmax(target / 2.0, 1)
+            log_p = torch.log_softmax(s["logits"] / 2.0, 1)
+            kds.append(float((q * (q.log() - log_p)).sum(1).mean() * 4.0))
+            rel = 0.0
+            for tap in ("stem", "pool"):
+                fs, ft = s[tap].reshape(8, s[tap].shape[1], -1), t[tap].reshape(8, t[tap].shape[1], -1)
+                gs = fs @ fs.transpose(1, 2) / (fs.shape[1] * fs.shape[2])
+                gt = ft @ ft.transpose(1, 2) / (ft.shape[1] * ft.shape[2])
+                rel += float((gs - gt).abs().mean() / gt.abs().mean())
+                rel += float((fs - ft).abs().mean() / ft.abs().mean())
+            rels.append(rel / 2)  # the mean over taps of (gram + feat)
+    assert out["train_kd"] == pytest.approx(np.mean(kds), rel=1e-5)
+    term = 1.5 * np.mean(kds) + 0.7 * np.mean(rels)
+    assert out["train_distill"] == pytest.approx(term, rel=1e-5)
+    assert out["train_loss"] == pytest.approx(out["train_ce"] + 0.25 * term, rel=1e-5)
+
+
+def test_student_mode_without_alpha_is_kd_alone_and_kd_uses_the_ensemble():
+    torch.manual_seed(0)
+    student, teacher, rgb = TinyNet(), TinyNet(cin=2), TinyNet()
+    opt = torch.optim.SGD(student.parameters(), lr=0.0)
+    data = toy_batches(2)
+    kd_only = train_epoch(Taps(student), data, opt, CPU, ENV, distiller=Distiller(
+        teacher, "student", alpha=0.0, input_key="flow", ensemble=[(rgb, "clip")]))
+    assert "train_gram" not in kd_only and kd_only["train_distill"] == kd_only["train_kd"]
+    paper_kd = train_epoch(Taps(student), data, opt, CPU, ENV, distiller=Distiller(
+        teacher, "kd", alpha=1.0, input_key="flow", ensemble=[(rgb, "clip")]))
+    assert paper_kd["train_kd"] == pytest.approx(kd_only["train_kd"], rel=1e-6)
+    alone = train_epoch(Taps(student), data, opt, CPU, ENV, distiller=Distiller(
+        teacher, "kd", alpha=1.0, input_key="flow"))
+    assert alone["train_kd"] != pytest.approx(paper_kd["train_kd"], rel=1e-3)
+    assert not rgb.training and not any(p.requires_grad for p in rgb.parameters())
+
+
 def test_validate_clip_and_video_accuracy_match_a_direct_computation():
     torch.manual_seed(1)
     net = TinyNet().eval()
@@ -193,6 +241,10 @@ def test_dataset_stream_pairs_inputs():
     assert dataset_stream("rgb", "flow") == ("rgbflow", "clip", "flow")
     assert dataset_stream("flow", "flow") == ("flow", "clip", "clip")
     assert dataset_stream("flow", "rgb") == ("rgbflow", "flow", "clip")
+    # a student ensemble: the RGB stream beside a flow teacher, or a flow one beside RGB
+    assert dataset_stream("rgb", "flow", ("rgb",)) == ("rgbflow", "clip", "flow")
+    assert dataset_stream("rgb", "rgb", ("flow",)) == ("rgbflow", "clip", "clip")
+    assert dataset_stream("rgb", "rgb", ("rgb",)) == ("rgb", "clip", "clip")
 
 
 def test_train_epoch_reports_the_share_of_time_spent_waiting_for_data():

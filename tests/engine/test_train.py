@@ -161,3 +161,41 @@ def test_data_flip_false_never_mirrors_training_clips(updown):
             assert torch.allclose(a["flow"][0], -b["flow"][0].flip(-1), atol=1.0)
             mirrored += 1
     assert mirrored > 0
+
+
+def test_student_records_its_recipe_ramps_its_weights_and_fuses_the_ensemble(
+        updown, flow_teacher, tmp_path):
+    from flowless.distill.recipe import STUDENT
+
+    root, flow = updown
+    cfg = load_config(None, base_overrides(
+        root, flow, tmp_path / "run", epochs=3, seed=2, distill__mode="student",
+        distill__teacher=flow_teacher, distill__ensemble=f"[{flow_teacher}]",
+        distill__warmup_epochs=2))
+    run = train(cfg, quiet=True)
+    saved = yaml.safe_load((run / "config.yaml").read_text())["distill"]
+    # unset weights were filled with the recipe's, the given warm-up kept
+    assert saved["alpha"] == STUDENT["alpha"] and saved["normalize"] is True
+    assert saved["temperature"] == STUDENT["temperature"] and saved["warmup_epochs"] == 2
+    records = read_metrics(run)
+    for r, ramp in zip(records, (0.5, 1.0, 1.0)):
+        assert r["train_loss"] == pytest.approx(r["train_ce"] + ramp * r["train_distill"],
+                                                rel=1e-6)
+        assert r["train_kd"] > 0 and r["train_gram"] > 0 and r["train_feat"] > 0
+    last = load_checkpoint(run / "last.pt")
+    assert last["stream"] == "student" and last["input"] == "rgb"
+
+
+def test_student_ensemble_must_share_the_classes(updown, flow_teacher, tmp_path):
+    from flowless.checkpoint import save_checkpoint
+
+    root, flow = updown
+    other = load_checkpoint(flow_teacher)
+    net = create_model("resnet10", 3, 2, width=0.25)
+    other.update(model=net.state_dict(), model_config=net.config, classes=["a", "b", "c"])
+    save_checkpoint(tmp_path / "three.pt", other)
+    cfg = load_config(None, base_overrides(
+        root, flow, tmp_path / "run", epochs=1, distill__mode="student",
+        distill__teacher=flow_teacher, distill__ensemble=f"[{tmp_path / 'three.pt'}]"))
+    with pytest.raises(ConfigError, match=r"three\.pt has 3 classes but the dataset has 2"):
+        train(cfg, quiet=True)

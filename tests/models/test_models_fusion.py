@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -75,3 +77,40 @@ def test_config_rebuild_and_checkpoint_round_trip(tmp_path):
 def test_wrong_stream_count_is_rejected():
     with pytest.raises(ValueError, match="expected 2 streams, got 3"):
         AttentionFusion(4)(torch.randn(2, 3, 4))
+
+
+def test_weighted_fusion_starts_as_the_logit_mean_and_keeps_weights_normalised():
+    from flowless.models import WeightedFusion
+
+    torch.manual_seed(0)
+    rgb, flow = torch.randn(6, 5), torch.randn(6, 5)
+    for per_class in (True, False):
+        f = WeightedFusion(5, 2, per_class=per_class)
+        assert torch.allclose(f([rgb, flow]), (rgb + flow) / 2)
+        with torch.no_grad():
+            f.logit_w.normal_()
+            f.log_t.fill_(0.5)
+        w = f.weights()
+        assert torch.allclose(w.sum(0), torch.ones(w.shape[1]))
+        expected = (w[0] * rgb + w[1] * flow) / math.exp(0.5)
+        assert torch.allclose(f([rgb, flow]), expected, atol=1e-6)
+        scores, sw = f.forward_with_weights(torch.stack([rgb, flow], 1))
+        assert sw.shape == (6, 2) and torch.allclose(sw[0], w.mean(1))
+
+
+def test_fusion_checkpoint_names_its_kind(tmp_path):
+    from flowless.checkpoint import save_checkpoint
+    from flowless.errors import CheckpointError
+    from flowless.models import WeightedFusion, fusion_from_checkpoint
+
+    f = WeightedFusion(3, 2, per_class=False)
+    with torch.no_grad():
+        f.logit_w.fill_(0.3)
+    ckpt = {"format": "flowless", "kind": "fusion", "fusion": "weighted",
+            "model_config": f.config, "model": f.state_dict()}
+    save_checkpoint(tmp_path / "w.pt", ckpt)
+    back = fusion_from_checkpoint(tmp_path / "w.pt")
+    assert isinstance(back, WeightedFusion) and torch.equal(back.logit_w, f.logit_w)
+    save_checkpoint(tmp_path / "x.pt", {**ckpt, "fusion": "stacking"})
+    with pytest.raises(CheckpointError, match=r"x\.pt: unknown fusion kind 'stacking'"):
+        fusion_from_checkpoint(tmp_path / "x.pt")

@@ -18,6 +18,8 @@ FLAGS = {
     "epochs": "epochs", "batch_size": "batch_size", "lr": "optim.lr", "seed": "seed",
     "device": "device", "workers": "data.workers", "teacher": "distill.teacher",
     "distill": "distill.mode", "alpha": "distill.alpha", "out": "out",
+    "temperature": "distill.temperature", "kd_weight": "distill.kd_weight",
+    "distill_warmup": "distill.warmup_epochs",
 }
 
 
@@ -47,9 +49,20 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--workers", type=int, help="DataLoader worker processes")
     p.add_argument("--teacher", help="frozen teacher stream checkpoint (e.g. the flow stream)")
-    p.add_argument("--distill", choices=("mars", "relation", "relation+mars", "kd"),
-                   help="distillation loss (needs --teacher)")
-    p.add_argument("--alpha", type=float, help="weight of the distillation term (default 50)")
+    p.add_argument("--distill", choices=("mars", "relation", "relation+mars", "kd", "student"),
+                   help="distillation loss (needs --teacher); student: flowless's recommended "
+                   "RGB-only student (KD from the teachers' ensemble + normalised relation "
+                   "loss; give the RGB stream with --ensemble, docs/distillation.md)")
+    p.add_argument("--ensemble", action="append", metavar="CKPT",
+                   help="kd/student: another frozen stream (e.g. the RGB stream) whose logits "
+                   "join the teacher's in the KD target (repeatable)")
+    p.add_argument("--alpha", type=float, help="weight of the feature term (default 50; "
+                   "student: of the normalised relation term, default 1)")
+    p.add_argument("--kd-weight", type=float, help="student: weight of the KD term (default 1)")
+    p.add_argument("--temperature", type=float, help="KD temperature (default 4)")
+    p.add_argument("--distill-warmup", type=float, metavar="EPOCHS",
+                   help="ramp the distillation weights up linearly over EPOCHS (student "
+                   "default 2, paper modes 0)")
     p.add_argument("--resume", help="run folder (or its last.pt) to continue")
     p.add_argument("--out", help="run folder to write (default runs/train)")
     return p
@@ -63,10 +76,15 @@ def flag_overrides(args: argparse.Namespace, flags: dict[str, str]) -> list[str]
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
     """The run's TrainConfig from --resume / --config, flags and --set (validated)."""
+    import json
+
     from flowless.config import TrainConfig, load_config
 
-    return load_config(args.config, args.overrides, TrainConfig,
-                       flags=flag_overrides(args, FLAGS), resume=args.resume)
+    flags = flag_overrides(args, FLAGS)
+    if getattr(args, "ensemble", None):
+        flags.append(f"distill.ensemble={json.dumps(list(args.ensemble))}")  # a YAML list
+    return load_config(args.config, args.overrides, TrainConfig, flags=flags,
+                       resume=args.resume)
 
 
 def _is_main_process() -> bool:

@@ -1,4 +1,4 @@
-"""``flowless train-fusion``: learn the attention fusion of frozen stream checkpoints."""
+"""``flowless train-fusion``: learn a fusion (attention or flowless weighted) of frozen streams."""
 
 from __future__ import annotations
 
@@ -14,16 +14,21 @@ FLAGS = {
     "annotations": "data.annotations", "flow_root": "data.flow_root", "epochs": "epochs",
     "batch_size": "batch_size", "lr": "lr", "train_views": "train_views", "seed": "seed",
     "device": "device", "workers": "data.workers", "out": "out",
+    "fusion": "kind", "fit_on": "fit_on", "folds": "folds",
 }
 
 
 def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        name, help="learn the attention fusion of frozen streams (e.g. DS + flow)",
-        description="Train the paper's attention fusion module on top of two or more frozen "
-        "stream checkpoints (each gets its own input: RGB or flow clips of the same video). "
-        "The streams' logits are computed once; the fusion trains in seconds. Logs the "
-        "learned stream weights per epoch; writes best.pt/last.pt (kind fusion) to --out.")
+        name, help="learn a fusion of frozen streams (e.g. RGB + flow, DS + flow)",
+        description="Train a fusion on top of two or more frozen stream checkpoints (each "
+        "gets its own input: RGB or flow clips of the same video): the paper's attention "
+        "module (--fusion attention, the default) or flowless fusion (--fusion weighted), a "
+        "weighted logit mean with normalised per-class weights and a temperature, fitted on "
+        "out-of-fold logits (--fit-on crossfit retrains each stream on all folds but one; "
+        "docs/method.md §10). The streams' logits are computed once; the fusion trains in "
+        "seconds. Logs the learned stream weights; writes best.pt/last.pt (kind fusion) to "
+        "--out.")
     p.add_argument("streams", nargs="+", help="stream checkpoints (best.pt of `flowless train`)")
     p.add_argument("--dataset", help="dataset root folder")
     p.add_argument("--format", help="dataset format (ucf101, hmdb51, kinetics, ssv2, list, folder, rawframes)")
@@ -35,6 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     p.add_argument("--lr", type=float)
     p.add_argument("--train-views", type=int,
                    help="augmented clips per training video whose logits are cached")
+    p.add_argument("--fusion", choices=("attention", "weighted"),
+                   help="attention: the paper's module; weighted: flowless fusion")
+    p.add_argument("--fit-on", choices=("train", "crossfit"),
+                   help="fit on the streams' training logits (the paper's way, default for "
+                   "attention) or on out-of-fold logits (default for weighted)")
+    p.add_argument("--folds", type=int, help="crossfit folds (default 2)")
     p.add_argument("--seed", type=int)
     p.add_argument("--device")
     p.add_argument("--workers", type=int)

@@ -53,3 +53,31 @@ def write_split(folder: str | Path, root: Path, classes: Sequence[str],
         write_text(out / name, "".join(lines))
     write_text(out / "classes.txt", "".join(f"{c}\n" for c in classes))
     return out
+
+
+def parse_fold(text: str) -> tuple[int, int]:
+    """``"k/K"`` -> (k, K) with 0 <= k < K and K >= 2; a one-line error otherwise."""
+    try:
+        k, n = (int(part) for part in str(text).split("/"))
+    except ValueError:
+        k, n = -1, 0
+    if n < 2 or not 0 <= k < n:
+        raise ConfigError(f"data.fold: {text!r} is not k/K with 0 <= k < K and K >= 2; e.g. "
+                          "0/2 trains on the second half of each class and holds out the first")
+    return k, n
+
+
+def fold_split(records: Sequence[VideoRecord], fold: int, folds: int,
+               ) -> tuple[list[VideoRecord], list[VideoRecord]]:
+    """(the other folds, fold ``fold``) of ``folds`` folds, stratified by label: each class's
+    videos, ranked by a hash of their key as in :func:`hold_out`, are dealt to the folds in
+    turn, so folds differ in size by at most one video per class. Cross-fitting
+    (``train-fusion --fit-on crossfit``) trains on the first part and predicts the second."""
+    by_label: dict[int, list[VideoRecord]] = {}
+    for rec in records:
+        by_label.setdefault(rec.label, []).append(rec)
+    held: set[str] = set()
+    for recs in by_label.values():
+        ranked = sorted(recs, key=lambda r: hashlib.sha1(r.key.encode()).hexdigest())
+        held.update(r.key for i, r in enumerate(ranked) if i % folds == fold)
+    return [r for r in records if r.key not in held], [r for r in records if r.key in held]

@@ -41,8 +41,15 @@ def relation_terms(
     student_taps: Mapping[str, torch.Tensor],
     teacher_taps: Mapping[str, torch.Tensor],
     taps: Sequence[str] = TAPS,
+    *,
+    normalize: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(L_gram, L_feat): tap means of mean|G_s - G_t| and mean|F_s - F_t| (docs/method.md §3)."""
+    """(L_gram, L_feat): tap means of mean|G_s - G_t| and mean|F_s - F_t| (docs/method.md §3).
+
+    ``normalize`` divides each tap's two terms by the teacher's own mean |G_t| and |F_t|
+    (detached), so every tap contributes a relative error of order one whatever its depth,
+    width or activation scale, and one weight means the same on any architecture
+    (docs/method.md §10)."""
     if not taps:
         raise ValueError("relation loss needs at least one tap")
     grams, feats = [], []
@@ -50,8 +57,14 @@ def relation_terms(
         s = student_taps[name]
         t = teacher_taps[name].detach()
         _check_pair(name, s, t)
-        grams.append((gram_matrix(s) - gram_matrix(t)).abs().mean())
-        feats.append((s.float() - t.float()).abs().mean())
+        gs, gt = gram_matrix(s), gram_matrix(t)
+        gram = (gs - gt).abs().mean()
+        feat = (s.float() - t.float()).abs().mean()
+        if normalize:
+            gram = gram / gt.abs().mean().clamp(min=1e-8)
+            feat = feat / t.float().abs().mean().clamp(min=1e-8)
+        grams.append(gram)
+        feats.append(feat)
     return torch.stack(grams).mean(), torch.stack(feats).mean()
 
 
@@ -95,15 +108,18 @@ def distill_loss(
     *,
     taps: Sequence[str] = TAPS,
     temperature: float = 4.0,
+    normalize: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The distillation term of ``mode`` from student/teacher feature dicts, plus its detached parts.
 
     mode: mars (pool MSE) | relation (Gram + feature L1 over taps) | relation+mars (their sum)
-    | kd (logits). The total training loss is CE + alpha * this term.
+    | kd (logits). The total training loss is CE + alpha * this term. ``normalize``: the
+    relation terms per tap relative to the teacher's magnitude (:func:`relation_terms`).
     """
     parts: dict[str, torch.Tensor] = {}
     if mode in ("relation", "relation+mars"):
-        parts["gram"], parts["feat"] = relation_terms(student, teacher, taps)
+        parts["gram"], parts["feat"] = relation_terms(student, teacher, taps,
+                                                      normalize=normalize)
     if mode in ("mars", "relation+mars"):
         parts["mse"] = mars_loss(student["pool"], teacher["pool"])
     if mode == "kd":

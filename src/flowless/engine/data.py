@@ -38,7 +38,9 @@ def load_records(data: DataConfig, run_dir: str | Path | None = None,
     Records whose video file (or frame folder) is missing (common in Kinetics) are skipped
     and returned last. A dataset without splits (a plain class folder) holds out
     ``data.val_fraction`` of each class for validation: the split is written to
-    ``run_dir/split/`` (list files) and announced in one line through ``echo``.
+    ``run_dir/split/`` (list files) and announced in one line through ``echo``. With
+    ``data.fold`` "k/K" the training records are the split's minus its fold k, and the
+    validation records are that fold (:func:`flowless.data.holdout.fold_split`).
     """
     from flowless.data.annotations import load_index
     from flowless.data.holdout import write_split
@@ -68,6 +70,10 @@ def load_records(data: DataConfig, run_dir: str | Path | None = None,
             echo(f"validation: held out {len(val)} of {len(train) + len(val)} videos "
                  f"(data.val_fraction {data.val_fraction:g} of each class; {data.root} has no "
                  "train/test split)" + (f"; split written to {where}" if where else ""))
+    if data.fold is not None:  # cross-fitting: hold out one fold of the training split
+        from flowless.data.holdout import fold_split, parse_fold
+
+        train, val = fold_split(train, *parse_fold(data.fold))
     skipped = [r for r in train + val if not Path(r.path).exists()]
     if skipped:
         train = [r for r in train if Path(r.path).exists()]
@@ -78,13 +84,19 @@ def load_records(data: DataConfig, run_dir: str | Path | None = None,
     return list(index.classes), train, val, skipped
 
 
-def dataset_stream(student: str, teacher: str | None) -> tuple[str, str, str | None]:
-    """(ClipDataset stream, student batch key, teacher batch key) for the two inputs."""
-    if teacher is None or teacher == student:
-        return student, "clip", (None if teacher is None else "clip")
-    if student == "rgb":  # teacher on flow
-        return "rgbflow", "clip", "flow"
-    return "rgbflow", "flow", "clip"  # flow student, RGB teacher
+def dataset_stream(student: str, teacher: str | None, others: tuple[str, ...] = ()
+                   ) -> tuple[str, str, str | None]:
+    """(ClipDataset stream, student batch key, teacher batch key) for the inputs of the
+    student, the teacher and ``others`` (more frozen streams, see :func:`batch_key`)."""
+    inputs = {student, *others} | ({teacher} if teacher else set())
+    ds = student if len(inputs) == 1 else "rgbflow"
+    return ds, batch_key(ds, student), None if teacher is None else batch_key(ds, teacher)
+
+
+def batch_key(ds_stream: str, input: str) -> str:
+    """The batch key holding ``input`` (rgb / flow) in a ClipDataset of ``ds_stream``: an
+    ``rgbflow`` item has the RGB clip under ``clip`` and the flow under ``flow``."""
+    return "flow" if ds_stream == "rgbflow" and input == "flow" else "clip"
 
 
 def clip_dataset(records: list[Any], data: DataConfig, stream: str, mode: str,

@@ -1,10 +1,13 @@
-"""``train_fusion(cfg)``: learn the attention fusion on top of frozen stream checkpoints.
+"""``train_fusion(cfg)``: learn a fusion on top of frozen stream checkpoints.
 
-The streams are frozen, so each clip's logits are computed once (``train_views`` augmented
-clips per training video, every test clip of every validation video) and the fusion is
-trained on those cached logits: a few seconds even for UCF101-sized sets. As at test time
-(docs/method.md §4), validation fuses each stream's video-averaged logits. The learned
-per-stream weights are logged every epoch (they can saturate at 1).
+Two modules (``cfg.kind``): the paper's attention fusion (docs/method.md §4) and flowless
+fusion, a weighted logit mean (docs/method.md §10). Two inputs to fit them on
+(``cfg.fit_on``): ``train``, the streams' logits of ``train_views`` augmented clips per
+training video, as the paper; ``crossfit``, out-of-fold video logits from fold copies of
+the streams (:mod:`flowless.engine.crossfit`). The streams are frozen, so logits are
+computed once and the fusion is fitted on them: seconds even for UCF101-sized sets. As at
+test time, validation fuses each stream's video-averaged logits. The learned per-stream
+weights are logged (the attention module's can saturate at 1).
 """
 
 from __future__ import annotations
@@ -114,28 +117,29 @@ def _evaluate(fusion: torch.nn.Module, val: Logits | None) -> dict[str, Any]:
 
 def _cached_logits(cfg: FusionConfig, data: DataConfig, streams: list[TorchStream],
                    train_recs: list[Any], val_recs: list[Any], device: torch.device,
-                   quiet: bool | None) -> tuple[Logits, Logits | None]:
-    """The streams' logits of ``train_views`` augmented clips per training video and of
-    every test clip of every validation video (the clips of training's validation)."""
+                   quiet: bool | None, *, train: bool = True) -> tuple[Logits | None, Logits | None]:
+    """The streams' logits of ``train_views`` augmented clips per training video (unless
+    ``train`` is False) and of every test clip of every validation video (the clips of
+    training's validation)."""
     inputs = {s.input for s in streams}
     ds_stream = "rgbflow" if inputs == {"rgb", "flow"} else inputs.pop()
     env = DistEnv(device=device)
     parts = []
-    for view in range(cfg.train_views):
+    for view in range(cfg.train_views if train else 0):
         ds = rundata.clip_dataset(train_recs, data, ds_stream, "train", cfg.seed)
         ds.set_epoch(view)
         loader = rundata.make_loader(ds, cfg.batch_size, env, train=False, seed=cfg.seed,
                                      workers=data.workers)
         parts.append(stream_logits(streams, loader, f"train logits {view + 1}", quiet, len(ds)))
-    train = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]),
-             torch.cat([p[2] for p in parts]))
+    cached = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]),
+              torch.cat([p[2] for p in parts])) if parts else None
     val = None
     if val_recs:
         ds = rundata.clip_dataset(val_recs, data, ds_stream, "test", cfg.seed)
         loader = rundata.make_loader(ds, cfg.batch_size, env, train=False, seed=cfg.seed,
                                      workers=data.workers)
         val = stream_logits(streams, loader, "val logits", quiet, len(ds))
-    return train, val
+    return cached, val
 
 
 def _fit_epoch(fusion: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
@@ -156,13 +160,42 @@ def _fit_epoch(fusion: torch.nn.Module, optimizer: torch.optim.Optimizer, x: tor
     return loss_sum, correct
 
 
+def _fit_weighted(fusion: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  l2: float) -> tuple[float, int]:
+    """Fit a WeightedFusion by full-batch L-BFGS on (N, S, K) logits: (loss sum, correct).
+    The objective is convex in the biases and smooth, and deterministic."""
+    fusion.train()
+    opt = torch.optim.LBFGS(fusion.parameters(), lr=1.0, max_iter=500,
+                            line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(fusion(x), y) + l2 * (fusion.logit_w.square().sum()
+                                                      + fusion.bias.square().sum())
+        loss.backward()
+        return loss
+
+    opt.step(objective)
+    with torch.no_grad():
+        scores = fusion(x)
+        return float(F.cross_entropy(scores, y)) * len(y), int((scores.argmax(1) == y).sum())
+
+
+def fit_on(cfg: FusionConfig) -> str:
+    """What the fusion is fitted on: ``cfg.fit_on``, else crossfit for weighted, train for
+    attention (the paper's way)."""
+    return cfg.fit_on or ("crossfit" if cfg.kind == "weighted" else "train")
+
+
 def train_fusion(cfg: FusionConfig, *, quiet: bool | None = None) -> Path:
-    """Train an AttentionFusion over ``cfg.streams``; returns the run folder (best.pt, last.pt).
+    """Train the fusion ``cfg.kind`` over ``cfg.streams``; returns the run folder (best.pt,
+    last.pt).
 
     The checkpoints store ``streams`` as absolute paths and ``streams_relative`` relative to
     the run folder, so a moved tree still resolves. ``quiet=True`` prints nothing.
     """
-    from flowless.models import AttentionFusion
+    from flowless.engine.crossfit import out_of_fold_logits
+    from flowless.models import AttentionFusion, WeightedFusion
 
     validate(cfg)
     device = resolve_device(cfg.device)
@@ -180,18 +213,28 @@ def train_fusion(cfg: FusionConfig, *, quiet: bool | None = None) -> Path:
         raise ConfigError(f"{cfg.data.root}: its classes differ from those of "
                           f"{streams[0].source}; fuse streams on the dataset they were "
                           "trained on")
-    (x_train, y_train, _), val = _cached_logits(cfg, data, streams, train_recs, val_recs,
-                                                device, quiet)
+    source = fit_on(cfg)
+    train_logits, val = _cached_logits(cfg, data, streams, train_recs, val_recs, device, quiet,
+                                       train=source == "train")
+    if source == "crossfit":
+        folder = Path(cfg.crossfit_dir) if cfg.crossfit_dir else run_dir / "crossfit"
+        x_train, y_train = out_of_fold_logits(streams, data, train_recs, cfg.folds, folder,
+                                              batch_size=cfg.batch_size, device=device,
+                                              quiet=quiet, echo=echo)
+    else:
+        x_train, y_train, _ = train_logits
 
     torch.manual_seed(cfg.seed)
-    fusion = AttentionFusion(len(classes), len(streams))
+    fusion = AttentionFusion(len(classes), len(streams)) if cfg.kind == "attention" else \
+        WeightedFusion(len(classes), len(streams), per_class=cfg.per_class)
     optimizer = torch.optim.SGD(fusion.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
     save_yaml(cfg, run_dir / "config.yaml")
     log = MetricsLog(run_dir, tensorboard=False, echo=echo)
     paths = [os.path.abspath(s.source) for s in streams]
     base = {
-        "kind": "fusion", "model_config": fusion.config, "streams": paths,
+        "kind": "fusion", "fusion": cfg.kind, "fit_on": source,
+        "model_config": fusion.config, "streams": paths,
         "streams_relative": [os.path.relpath(p, os.path.abspath(run_dir)) for p in paths],
         "inputs": [s.input for s in streams], "stream_names": [s.name for s in streams],
         "classes": classes, "data": streams[0].data.as_dict(), "config": to_dict(cfg),
@@ -199,13 +242,17 @@ def train_fusion(cfg: FusionConfig, *, quiet: bool | None = None) -> Path:
     best = -1.0
     keep = y_train >= 0
     x_train, y_train = x_train[keep], y_train[keep]
+    epochs = cfg.epochs if cfg.kind == "attention" else 1  # L-BFGS fits in one go
     try:
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
-            loss_sum, correct = _fit_epoch(fusion, optimizer, x_train, y_train, cfg.batch_size,
-                                           epoch_seed(cfg.seed, epoch))
+            if cfg.kind == "attention":
+                loss_sum, correct = _fit_epoch(fusion, optimizer, x_train, y_train,
+                                               cfg.batch_size, epoch_seed(cfg.seed, epoch))
+            else:
+                loss_sum, correct = _fit_weighted(fusion, x_train.float(), y_train, cfg.l2)
             n = max(1, len(y_train))
-            record: dict[str, Any] = {"epoch": epoch, "epochs": cfg.epochs,
+            record: dict[str, Any] = {"epoch": epoch, "epochs": epochs,
                                       "train_loss": loss_sum / n, "train_acc": correct / n,
                                       "train_clips_per_s": n / max(1e-9, time.perf_counter() - t0),
                                       "lr": cfg.lr}
@@ -215,6 +262,9 @@ def train_fusion(cfg: FusionConfig, *, quiet: bool | None = None) -> Path:
                 with torch.no_grad():
                     record["weights"] = [float(w) for w in
                                          fusion.stream_weights(x_train).mean(0)]
+            if cfg.kind == "weighted":
+                record["temperature"] = float(fusion.log_t.detach().exp())
+                record["class_weights"] = fusion.weights().detach().tolist()
             record["time_s"] = time.perf_counter() - t0
             metric = record.get("val_video_acc")
             metric = record["train_acc"] if metric is None else metric

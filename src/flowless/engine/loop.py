@@ -38,7 +38,14 @@ class Taps(nn.Module):
 
 @dataclass
 class Distiller:
-    """A frozen teacher and the distillation term: loss = CE + alpha * term(mode)."""
+    """Frozen teachers and the distillation term added to the student's CE.
+
+    Paper modes (mars, relation, relation+mars, kd): ``alpha * term(mode)``. ``student``:
+    ``kd_weight * KD(student, mean of the teachers' logits) + alpha * relation`` (the relation
+    term from ``teacher``'s taps, skipped when alpha is 0). ``ensemble`` holds more frozen
+    streams and their batch keys; their logits join the teacher's in the KD target (kd,
+    student). ``ramp`` (set each epoch by the trainer) scales the whole term for a warm-up.
+    """
 
     teacher: nn.Module
     mode: str
@@ -46,19 +53,51 @@ class Distiller:
     taps: Sequence[str] = TAPS
     temperature: float = 4.0
     input_key: str = "flow"  # batch key of the teacher's input
+    ensemble: Sequence[tuple[nn.Module, str]] = ()  # (frozen stream, batch key of its input)
+    kd_weight: float = 1.0
+    normalize: bool = False
+    ramp: float = 1.0
 
     def __post_init__(self) -> None:
-        self.teacher.eval()
-        for p in self.teacher.parameters():
-            p.requires_grad_(False)
+        for net in [self.teacher] + [m for m, _ in self.ensemble]:
+            net.eval()
+            for p in net.parameters():
+                p.requires_grad_(False)
+
+    def _target_logits(self, teacher: dict[str, torch.Tensor], batch: dict[str, Any],
+                       opts: StepOptions) -> dict[str, torch.Tensor]:
+        """The teacher's features with ``logits`` replaced by the ensemble's mean logits."""
+        if not self.ensemble:
+            return teacher
+        logits = [teacher["logits"].float()]
+        with torch.no_grad(), opts.autocast():
+            for net, key in self.ensemble:
+                logits.append(net(opts.to_device(batch[key])).float())
+        return {**teacher, "logits": torch.stack(logits).mean(0)}
 
     def term(self, student: dict[str, torch.Tensor], batch: dict[str, Any],
              opts: StepOptions) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(the loss added to CE, its detached parts; ``distill`` is the term before the
+        paper modes' alpha and the ramp)."""
         x = opts.to_device(batch[self.input_key])
         with torch.no_grad(), opts.autocast():
             teacher = self.teacher.forward_features(x)
-        return distill_loss(self.mode, student, teacher, taps=self.taps,
-                            temperature=self.temperature)
+        if self.mode in ("kd", "student"):
+            teacher = self._target_logits(teacher, batch, opts)
+        if self.mode != "student":
+            term, parts = distill_loss(self.mode, student, teacher, taps=self.taps,
+                                       temperature=self.temperature, normalize=self.normalize)
+            parts["distill"] = term.detach()
+            return self.ramp * self.alpha * term, parts
+        kd, parts = distill_loss("kd", student, teacher, temperature=self.temperature)
+        term = self.kd_weight * kd
+        if self.alpha > 0:
+            rel, rel_parts = distill_loss("relation", student, teacher, taps=self.taps,
+                                          normalize=self.normalize)
+            term = term + self.alpha * rel
+            parts.update(rel_parts)
+        parts["distill"] = term.detach()
+        return self.ramp * term, parts
 
 
 @dataclass
@@ -119,8 +158,7 @@ def train_epoch(
         parts: dict[str, torch.Tensor] = {}
         if distiller is not None:
             term, parts = distiller.term(feats, batch, opts)
-            loss = ce + distiller.alpha * term
-            parts["distill"] = term.detach()
+            loss = ce + term
         optimizer.zero_grad(set_to_none=True)
         stepped = True
         if scaler is not None and scaler.is_enabled():

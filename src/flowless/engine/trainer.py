@@ -38,7 +38,8 @@ from flowless.engine.state import (
 from flowless.errors import CheckpointError, ConfigError
 from flowless.io import writable_dir, write_json
 
-STREAM_NAMES = {"mars": "mars", "relation": "ds", "relation+mars": "ds+mars", "kd": "kd"}
+STREAM_NAMES = {"mars": "mars", "relation": "ds", "relation+mars": "ds+mars", "kd": "kd",
+                "student": "student"}
 
 
 def stream_name(cfg: TrainConfig) -> str:
@@ -86,20 +87,24 @@ def _build_model(cfg: TrainConfig, num_classes: int, echo: Callable[[str], None]
     return net
 
 
-def _build_teacher(cfg: TrainConfig, device: torch.device) -> tuple[nn.Module, str]:
-    """The frozen teacher network on ``device`` and the input it takes (rgb or flow)."""
+def _frozen(path: str, device: torch.device, what: str) -> tuple[nn.Module, str]:
+    """A frozen flowless stream network on ``device`` and the input it takes (rgb or flow)."""
     from flowless.eval.streams import TorchStream, load_stream
 
-    path = cfg.distill.teacher
     try:
         stream = load_stream(path, device)
     except CheckpointError as exc:
-        raise CheckpointError(f"distill.teacher: {exc}") from exc
+        raise CheckpointError(f"{what}: {exc}") from exc
     if not isinstance(stream, TorchStream):
-        raise CheckpointError(f"distill.teacher: {path}: the teacher must be a flowless stream "
+        raise CheckpointError(f"{what}: {path}: the teacher must be a flowless stream "
                               "checkpoint (train it with `flowless train`, e.g. --set "
                               "stream=flow), not an ONNX model")
     return stream.module, stream.input
+
+
+def _build_teacher(cfg: TrainConfig, device: torch.device) -> tuple[nn.Module, str]:
+    """The frozen teacher network on ``device`` and the input it takes (rgb or flow)."""
+    return _frozen(cfg.distill.teacher, device, "distill.teacher")
 
 
 def _check_taps(student: nn.Module, teacher: nn.Module, cfg: TrainConfig, s_ch: int,
@@ -107,7 +112,8 @@ def _check_taps(student: nn.Module, teacher: nn.Module, cfg: TrainConfig, s_ch: 
     """Fail early (one line) when the teacher's taps cannot be compared with the student's."""
     mode = cfg.distill.mode
     taps = {"mars": ["pool"], "kd": ["logits"], "relation": list(cfg.distill.taps),
-            "relation+mars": list(cfg.distill.taps) + ["pool"]}[mode]
+            "relation+mars": list(cfg.distill.taps) + ["pool"],
+            "student": ["logits"] + (list(cfg.distill.taps) if cfg.distill.alpha else [])}[mode]
     d = cfg.data
     was_training = student.training
     student.eval()
@@ -124,6 +130,22 @@ def _check_taps(student: nn.Module, teacher: nn.Module, cfg: TrainConfig, s_ch: 
                 f"{tuple(t[tap].shape[1:])} in the teacher but {tuple(s[tap].shape[1:])} in the "
                 f"student; {mode} distillation needs the same architecture and width "
                 "(or set distill.taps to matching taps)")
+
+
+def _check_ensemble(ensemble: list[tuple[nn.Module, str]], num_classes: int,
+                    cfg: TrainConfig) -> None:
+    """Each ensemble stream must name as many classes as the dataset (its logits are averaged
+    with the teacher's)."""
+    for (net, _), path in zip(ensemble, cfg.distill.ensemble):
+        k = getattr(net, "config", {}).get("num_classes")
+        if k is not None and k != num_classes:
+            raise ConfigError(f"distill.ensemble: {path} has {k} classes but the dataset has "
+                              f"{num_classes}; ensemble streams trained on this dataset")
+
+
+def warmup_ramp(epoch: int, warmup_epochs: float) -> float:
+    """The distillation weight's share in ``epoch`` (1-based): epoch / warm-up, at most 1."""
+    return 1.0 if warmup_epochs <= 0 else min(1.0, epoch / warmup_epochs)
 
 
 def _checkpoint(cfg: TrainConfig, net: nn.Module, classes: list[str], epoch: int,
@@ -149,7 +171,11 @@ def train(cfg: TrainConfig, *, quiet: bool | None = None) -> Path:
     ``quiet=True`` prints nothing (no progress bars, no epoch lines); ``None`` shows bars
     only on a terminal. Under ``torchrun`` each process calls this; rank 0 writes.
     """
+    from flowless.distill.recipe import resolve
+
     validate(cfg)
+    if cfg.distill.mode != "none":  # config.yaml records the weights the run used
+        cfg = dataclasses.replace(cfg, distill=resolve(cfg.distill))
     env = setup(cfg.device)
     try:
         return _train(cfg, env, quiet)
@@ -169,10 +195,11 @@ class _Data:
     num_val_videos: int
     student_key: str
     teacher_key: str | None
+    ds_stream: str
 
 
 def _data(cfg: TrainConfig, env: DistEnv, run_dir: Path, teacher_input: str | None,
-          echo: Callable[[str], None] | None) -> _Data:
+          echo: Callable[[str], None] | None, others: tuple[str, ...] = ()) -> _Data:
     """Records, clip datasets and loaders (validation: the student's input, test clips)."""
     # Records first: a bad annotation file fails before the run folder exists. A dataset
     # without splits writes its hold-out to run_dir/split here.
@@ -182,7 +209,7 @@ def _data(cfg: TrainConfig, env: DistEnv, run_dir: Path, teacher_input: str | No
         writable_dir(run_dir)  # an unwritable --out fails now, not after an epoch
     if echo and skipped:
         echo(f"skipped {len(skipped)} missing videos (e.g. {skipped[0].path})")
-    ds_stream, s_key, t_key = rundata.dataset_stream(cfg.stream, teacher_input)
+    ds_stream, s_key, t_key = rundata.dataset_stream(cfg.stream, teacher_input, others)
     train_ds = rundata.clip_dataset(train_recs, cfg.data, ds_stream, "train", cfg.seed)
     val_ds = rundata.clip_dataset(val_recs, cfg.data, cfg.stream, "test", cfg.seed) \
         if val_recs else None
@@ -193,7 +220,7 @@ def _data(cfg: TrainConfig, env: DistEnv, run_dir: Path, teacher_input: str | No
     val_loader = rundata.make_loader(val_ds, cfg.batch_size, env, train=False, seed=cfg.seed,
                                      workers=cfg.data.workers) if val_ds is not None else None
     return _Data(list(classes), train_ds, train_loader, val_ds, val_loader, len(val_recs),
-                 s_key, t_key)
+                 s_key, t_key, ds_stream)
 
 
 def _restore(resume: dict[str, Any], net: nn.Module, optimizer: torch.optim.Optimizer,
@@ -222,23 +249,30 @@ def _train(cfg: TrainConfig, env: DistEnv, quiet: bool | None) -> Path:
     seed_everything(cfg.seed)
 
     teacher, teacher_input = (None, None)
+    ensemble = [_frozen(p, env.device, "distill.ensemble") for p in cfg.distill.ensemble]
     if cfg.distill.mode != "none":
         teacher, teacher_input = _build_teacher(cfg, env.device)
-    d = _data(cfg, env, run_dir, teacher_input, echo)
+    d = _data(cfg, env, run_dir, teacher_input, echo, tuple(i for _, i in ensemble))
     torch.manual_seed(cfg.seed)
     net = _build_model(cfg, len(d.classes), echo if resume is None else None).to(env.device)
     channels_last = env.device.type == "cuda"  # cuDNN's fast 3D kernels (see docs/training.md)
     if channels_last:
         torch.backends.cudnn.benchmark = True  # fixed clip shapes: pick the fastest kernels
         net.to(memory_format=torch.channels_last_3d)
-        if teacher is not None:
-            teacher.to(memory_format=torch.channels_last_3d)
+        for frozen in [teacher] + [m for m, _ in ensemble]:
+            if frozen is not None:
+                frozen.to(memory_format=torch.channels_last_3d)
     distiller = None
     if teacher is not None:
+        dc = cfg.distill
         _check_taps(net, teacher, cfg, 3 if cfg.stream == "rgb" else 2,
                     2 if teacher_input == "flow" else 3, env.device)
-        distiller = Distiller(teacher, cfg.distill.mode, cfg.distill.alpha, cfg.distill.taps,
-                              cfg.distill.temperature, input_key=d.teacher_key or "clip")
+        _check_ensemble(ensemble, len(d.classes), cfg)
+        distiller = Distiller(teacher, dc.mode, dc.alpha, dc.taps, dc.temperature,
+                              input_key=d.teacher_key or "clip",
+                              ensemble=[(m, rundata.batch_key(d.ds_stream, i))
+                                        for m, i in ensemble],
+                              kd_weight=dc.kd_weight, normalize=dc.normalize)
     model: nn.Module = Taps(net)
     if env.distributed:
         model = nn.parallel.DistributedDataParallel(
@@ -265,6 +299,8 @@ def _train(cfg: TrainConfig, env: DistEnv, quiet: bool | None) -> Path:
         for epoch in range(start + 1, cfg.epochs + 1):
             t0 = time.perf_counter()
             rundata.set_epoch(d.train_loader, epoch, cfg.seed)
+            if distiller is not None:
+                distiller.ramp = warmup_ramp(epoch, cfg.distill.warmup_epochs)
             opts.desc = f"epoch {epoch}/{cfg.epochs}"
             record: dict[str, Any] = {"epoch": epoch, "epochs": cfg.epochs, "lr": schedule.lr}
             record.update(train_epoch(model, d.train_loader, optimizer, opts, env,

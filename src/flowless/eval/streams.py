@@ -304,7 +304,7 @@ def attention_from_checkpoint(ckpt: dict[str, Any], source: str) -> AttentionRul
         module = fusion_from_checkpoint(ckpt)
     except CheckpointError as exc:
         raise CheckpointError(_named(exc, source)) from exc
-    return AttentionRule(module, name=f"attention:{Path(source).name}",
+    return AttentionRule(module, name=f"{ckpt.get('fusion', 'attention')}:{Path(source).name}",
                          weights_of=_attention_weights)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flowless.models.fusion import AttentionFusion, fusion_from_checkpoint
+from flowless.models.fusion import AttentionFusion, WeightedFusion, fusion_from_checkpoint
 from flowless.models.resnet3d import (
     ARCHS,
     MODEL_STAGES,
@@ -24,6 +24,7 @@ __all__ = [
     "MODEL_STAGES",
     "TAPS",
     "AttentionFusion",
+    "WeightedFusion",
     "LoadReport",
     "VideoResNet",
     "count_parameters",
