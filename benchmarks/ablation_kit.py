@@ -54,7 +54,7 @@ def parse_args(doc: str, argv: list[str] | None, epochs: bool = False) -> Any:
 
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path, help="demo runs (seed folders)")
-    p.add_argument("--variants", default=None, help="comma-separated names (default: all)")
+    p.add_argument("--variants", default=None, help="names separated by ; (default: all)")
     if epochs:
         p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     p.add_argument("--out", type=Path, default=None, help="write the table here (markdown)")
@@ -63,9 +63,9 @@ def parse_args(doc: str, argv: list[str] | None, epochs: bool = False) -> Any:
 
 
 def chosen(text: str | None, known: dict[str, Any]) -> list[str] | None:
-    """The variants named in ``text`` (comma-separated; all when None), or None after
-    printing the one-line error for an unknown name."""
-    names = list(known) if text is None else text.split(",")
+    """The variants named in ``text`` (separated by ";", as names hold commas; all when
+    None), or None after printing the one-line error for an unknown name."""
+    names = list(known) if text is None else [n.strip() for n in text.split(";")]
     bad = [n for n in names if n not in known]
     if bad:
         print(f"unknown variant {bad[0]!r}; known: {', '.join(known)}", file=sys.stderr)

@@ -136,7 +136,7 @@ class FusionConfig:
     weight_decay: float = 0.0
     train_views: int = 1  # augmented train clips per video whose logits are precomputed
     # attention: the paper's module | weighted: flowless fusion, a weighted logit mean with
-    # normalised weights and a temperature (docs/method.md §10)
+    # normalised weights and a temperature (docs/method.md §11)
     kind: str = "attention"
     # what the fusion is fitted on: train (the streams' logits of augmented training clips,
     # as the paper) | crossfit (out-of-fold video logits: each stream is retrained on all

@@ -338,8 +338,10 @@ def evaluate_method(run: DemoRun, m: Method, classes: list[dict[str, Any]]) -> d
     paths = [run.ckpt(s) for s in m.streams]
     fusion = run.fusion_of(m)
     eval_dir = run.eval_dir(m)
+    # each network runs once per video: rows sharing a stream share its logits
     res = evaluate([str(p) for p in paths], run.data_root, "ucf101", protocol="mars",
-                   fusion=fusion, flow_root=run.flow_root, out=eval_dir, quiet=True)
+                   fusion=fusion, flow_root=run.flow_root, out=eval_dir, quiet=True,
+                   cache_dir=run.out / "eval" / ".logits")
     fusion_params = _params([Path(fusion)]) if m.fusion in FUSIONS else 0
     factors = factor_accuracy(eval_dir, classes)
     predictions = read_predictions(eval_dir / "predictions.jsonl")

@@ -189,3 +189,41 @@ def test_ten_by_three_protocol_and_default_output_folder(tiny_ucf, ckpts):
     assert summary["outputs"]["metrics.json"] == str(out / "metrics.json")
     assert summary["streams"][0]["clips"] == 4 * 30  # 10 clips x 3 crops per video
     assert len(read_predictions(out / "predictions.jsonl")) == 4
+
+
+def test_logits_cache_runs_each_network_once_and_changes_no_result(tmp_path, tiny_ucf, ckpts,
+                                                                   monkeypatch):
+    """Rows sharing streams share their logits; results equal an uncached evaluation."""
+    from flowless.eval import runner
+
+    flow_root = tmp_path / "no-store"  # flow on the fly
+    plain = evaluate([ckpts["rgb"], ckpts["flow"]], tiny_ucf, "ucf101", fusion=ckpts["fusion"],
+                     out=tmp_path / "plain")
+    calls = []
+    real = runner.score_video
+
+    def counting(path, streams, **kwargs):
+        calls.append([s.name for s in streams])
+        return real(path, streams, **kwargs)
+
+    monkeypatch.setattr(runner, "score_video", counting)
+    cache = tmp_path / "cache"
+    first = evaluate([ckpts["rgb"], ckpts["flow"]], tiny_ucf, "ucf101", fusion=ckpts["fusion"],
+                     out=tmp_path / "a", cache_dir=cache)
+    assert calls == [["rgb", "flow"]] * 4 and len(list(cache.glob("*.jsonl"))) == 2
+    calls.clear()
+    mean = evaluate([ckpts["rgb"], ckpts["flow"]], tiny_ucf, "ucf101", fusion="logit-mean",
+                    out=tmp_path / "b", cache_dir=cache)
+    assert calls == []  # both streams' logits came from the cache
+    for key in ("top1", "top5", "fusion_rules", "streams"):
+        assert first[key] == plain[key]
+    assert mean["fusion_rules"]["logit-mean"] == plain["fusion_rules"]["logit-mean"]
+    # a stream alone is not aligned with flow frames: its own entry, run once, then cached
+    evaluate([ckpts["rgb"]], tiny_ucf, "ucf101", out=tmp_path / "c", cache_dir=cache)
+    assert calls == [["rgb"]] * 4 and len(list(cache.glob("*.jsonl"))) == 3
+    calls.clear()
+    # another stream beside a cached one: only the missing stream runs
+    evaluate([ckpts["rgb"], ckpts["rgb2"]], tiny_ucf, "ucf101", out=tmp_path / "d",
+             cache_dir=cache)
+    assert calls == [["ds"]] * 4
+    assert not flow_root.exists()

@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
         "module (--fusion attention, the default) or flowless fusion (--fusion weighted), a "
         "weighted logit mean with normalised per-class weights and a temperature, fitted on "
         "out-of-fold logits (--fit-on crossfit retrains each stream on all folds but one; "
-        "docs/method.md §10). The streams' logits are computed once; the fusion trains in "
+        "docs/method.md §11). The streams' logits are computed once; the fusion trains in "
         "seconds. Logs the learned stream weights; writes best.pt/last.pt (kind fusion) to "
         "--out.")
     p.add_argument("streams", nargs="+", help="stream checkpoints (best.pt of `flowless train`)")

@@ -49,7 +49,7 @@ def relation_terms(
     ``normalize`` divides each tap's two terms by the teacher's own mean |G_t| and |F_t|
     (detached), so every tap contributes a relative error of order one whatever its depth,
     width or activation scale, and one weight means the same on any architecture
-    (docs/method.md §10)."""
+    (docs/method.md §11)."""
     if not taps:
         raise ValueError("relation loss needs at least one tap")
     grams, feats = [], []

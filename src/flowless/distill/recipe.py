@@ -1,7 +1,7 @@
 """The default weights of each distillation mode, and ``resolve`` to fill a config with them.
 
 The paper's modes keep the paper's constants (alpha 50 for MARS and the relation loss, KD at
-temperature 4). ``student`` is flowless's recommended RGB-only student (docs/method.md §10):
+temperature 4). ``student`` is flowless's recommended RGB-only student (docs/method.md §11):
 logit distillation from the RGB+Flow ensemble plus the relation loss with each tap's terms
 taken relative to the teacher's, its weights ramped up over the first epochs. Its constants
 were chosen on development seeds of the embedded benchmark (docs/distillation.md).

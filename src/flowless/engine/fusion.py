@@ -1,7 +1,7 @@
 """``train_fusion(cfg)``: learn a fusion on top of frozen stream checkpoints.
 
 Two modules (``cfg.kind``): the paper's attention fusion (docs/method.md §4) and flowless
-fusion, a weighted logit mean (docs/method.md §10). Two inputs to fit them on
+fusion, a weighted logit mean (docs/method.md §11). Two inputs to fit them on
 (``cfg.fit_on``): ``train``, the streams' logits of ``train_views`` augmented clips per
 training video, as the paper; ``crossfit``, out-of-fold video logits from fold copies of
 the streams (:mod:`flowless.engine.crossfit`). The streams are frozen, so logits are

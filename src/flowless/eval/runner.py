@@ -53,6 +53,59 @@ def _fingerprint(streams: Sequence[Stream], **settings: Any) -> dict[str, Any]:
     return {"fingerprint": {"checkpoints": files, **{k: str(v) for k, v in settings.items()}}}
 
 
+class LogitsCache:
+    """One stream's video-level logits (and clip counts) on disk, keyed by video.
+
+    Evaluating several fusions of the same streams (the demo's rows, a sweep of fusion
+    rules) then runs each network once per video. The file name is a hash of everything
+    the logits depend on: the checkpoint (path, size, mtime), the stream's name, whether
+    its clips are aligned with a stream of the other input (RGB beside flow uses the flow
+    fields' frames) and the evaluation settings. Videos that failed are not cached.
+    """
+
+    def __init__(self, folder: Path, stream: Stream, aligned: bool, **settings: Any):
+        import hashlib
+
+        st = Path(stream.source).stat()
+        ident = json.dumps([str(Path(stream.source).resolve()), st.st_size, st.st_mtime_ns,
+                            stream.name, aligned, {k: str(v) for k, v in settings.items()}],
+                           sort_keys=True)
+        self.path = folder / f"{hashlib.sha1(ident.encode()).hexdigest()[:20]}.jsonl"
+        self.entries: dict[str, tuple[list[float], int]] = {}
+        if self.path.exists():
+            with open(self.path, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        row = json.loads(line)
+                        self.entries[row["key"]] = (row["logits"], int(row["clips"]))
+                    except (ValueError, KeyError, TypeError):
+                        continue  # a torn last line of a killed run
+
+    def get(self, key: str) -> tuple[list[float], int] | None:
+        return self.entries.get(key)
+
+    def put(self, key: str, logits: list[float], clips: int) -> None:
+        self.entries[key] = (logits, clips)
+        append_jsonl(self.path, {"key": key, "logits": logits, "clips": clips})
+
+
+def _score(record: Any, streams: list[Stream], caches: list[LogitsCache] | None,
+           **options: Any) -> dict[str, Any]:
+    """One video's entry: each stream's logits and clip count, from the caches when there
+    and by running the missing streams (together, so their clips stay aligned)."""
+    got = [c.get(record.key) for c in caches] if caches else [None] * len(streams)
+    missing = [i for i, g in enumerate(got) if g is None]
+    if missing:
+        scores = score_video(record.path, [streams[i] for i in missing], key=record.key,
+                             **options)
+        for i, z, n in zip(missing, scores.logits, scores.clips):
+            got[i] = (z.tolist(), int(n))
+            if caches:
+                caches[i].put(record.key, got[i][0], got[i][1])
+    return {"key": record.key, "logits": {s.name: g[0] for s, g in zip(streams, got)},
+            "clips": {s.name: g[1] for s, g in zip(streams, got)}}
+
+
 def _load_partial(path: Path, fingerprint: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per-video results of an interrupted run with the same settings (else start afresh)."""
     if not path.exists():
@@ -113,6 +166,7 @@ def evaluate(
     limit: int | None = None,
     quiet: bool | None = None,
     fast: str = DEFAULT_FAST,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate checkpoints on ``subset`` of a dataset; returns the summary dict.
 
@@ -121,6 +175,8 @@ def evaluate(
     first checkpoint) and the summary to ``json_path`` when given. ``fast``: how the
     PyTorch streams run (:data:`~flowless.eval.streams.FAST_MODES`); unless ``off``
     freed memory is kept for reuse (:func:`~flowless.models.fast.reuse_freed_memory`).
+    ``cache_dir``: keep each stream's per-video logits there (:class:`LogitsCache`) and
+    reuse them, so evaluating other fusions of the same streams runs no network again.
     """
     import torch
 
@@ -154,6 +210,14 @@ def evaluate(
         write_json_line(partial, fingerprint)
 
     times = StageTimes()
+    caches = None
+    if cache_dir is not None:
+        aligned = len({s.input for s in streams}) > 1
+        caches = [LogitsCache(writable_dir(Path(cache_dir)), s, aligned,
+                              dataset=Path(dataset).resolve(), fmt=fmt, split=split,
+                              annotations=annotations, protocol=protocol, flow_root=flow_root,
+                              flow_backend=flow_backend, batch_size=batch_size, fast=fast)
+                  for s in streams]
     t0 = time.perf_counter()
     scored = 0  # videos processed in this run (a resumed run skips the others)
     bar = progress(records, desc="evaluate", unit="video", quiet=quiet)
@@ -162,12 +226,8 @@ def evaluate(
             continue
         scored += 1
         try:
-            scores = score_video(record.path, streams, protocol=protocol, batch_size=batch_size,
-                                 flow_root=flow_root, key=record.key, flow_backend=flow_backend,
-                                 times=times)
-            entry = {"key": record.key,
-                     "logits": {s.name: z.tolist() for s, z in zip(streams, scores.logits)},
-                     "clips": dict(zip([s.name for s in streams], scores.clips))}
+            entry = _score(record, streams, caches, protocol=protocol, batch_size=batch_size,
+                           flow_root=flow_root, flow_backend=flow_backend, times=times)
         except (VideoError, FlowError) as exc:
             entry = {"key": record.key, "error": str(exc)}
             if not bar.disable:

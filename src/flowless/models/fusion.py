@@ -1,5 +1,5 @@
 """Trainable late fusions: the paper's attention module (docs/method.md §4) and flowless
-fusion, a weighted logit mean with normalised weights (docs/method.md §10).
+fusion, a weighted logit mean with normalised weights (docs/method.md §11).
 
 Each takes the streams' logits as a list of (B, K) tensors or one (B, S, K) tensor and returns
 fused (B, K) scores; the same module is used for training and testing (the authors' scripts
