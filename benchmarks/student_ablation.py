@@ -24,30 +24,39 @@ from typing import Any
 
 from ablation_kit import chosen, correct_of, demo_config, parse_args, row_cells, slug, top1
 
-# name -> (distillation mode, teacher(s), DistillConfig fields, extra TrainConfig fields)
-# "fused": teacher = the Flow stream, ensemble = the RGB stream (the RGB+Flow ensemble)
+# name -> (distillation mode, teacher(s), DistillConfig fields, extra); teacher "fused": the
+# Flow stream with the RGB stream as ensemble (the RGB+Flow ensemble); extra {"init": "rgb"}:
+# the student starts from the trained RGB stream's weights
 VARIANTS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any]]] = {
+    "no distillation (the RGB recipe)": ("none", "", {}, {}),
     "ds (paper)": ("relation", "flow", {"alpha": 50.0}, {}),
-    # normalised terms are ~1 per tap: alpha 20 gives the paper's overall pull (its raw
-    # alpha 50 x (gram + feat) is ~36 at the end of the demo's DS run, the normalised sum ~1.8)
-    "ds, normalised taps (alpha 20)": ("relation", "flow", {"alpha": 20.0, "normalize": True},
-                                       {}),
     "kd, flow teacher": ("kd", "flow", {"alpha": 1.0, "temperature": 4.0}, {}),
     "kd, fused teacher": ("student", "fused", {"alpha": 0.0, "temperature": 4.0,
                                                "warmup_epochs": 0.0}, {}),
-    "kd fused + ds normalised (alpha 5), warm-up 2": (
-        "student", "fused", {"alpha": 5.0, "normalize": True, "warmup_epochs": 2.0}, {}),
-    "kd fused + ds normalised (alpha 20), warm-up 2": (
-        "student", "fused", {"alpha": 20.0, "normalize": True, "warmup_epochs": 2.0}, {}),
-    # secondary (fewer seeds): warm-up, normalisation under KD, KD temperature
-    "kd fused + ds normalised (alpha 20), no warm-up": (
-        "student", "fused", {"alpha": 20.0, "normalize": True, "warmup_epochs": 0.0}, {}),
     "kd fused + ds raw (alpha 50), warm-up 2": (
         "student", "fused", {"alpha": 50.0, "normalize": False, "warmup_epochs": 2.0}, {}),
+    "kd fused + ds normalised (alpha 5), warm-up 2": (
+        "student", "fused", {"alpha": 5.0, "normalize": True, "warmup_epochs": 2.0}, {}),
+    # normalised terms are ~1 per tap: alpha 20 gives the paper's overall pull (its raw
+    # alpha 50 x (gram + feat) is ~36 at the end of the demo's DS run, the normalised sum ~1.8)
+    "kd fused + ds normalised (alpha 20), warm-up 2": (
+        "student", "fused", {"alpha": 20.0, "normalize": True, "warmup_epochs": 2.0}, {}),
+    # secondary (fewer seeds): normalisation without KD, warm-up, KD temperature
+    "ds, normalised taps (alpha 20)": ("relation", "flow", {"alpha": 20.0, "normalize": True},
+                                       {}),
+    "kd fused + ds normalised (alpha 20), no warm-up": (
+        "student", "fused", {"alpha": 20.0, "normalize": True, "warmup_epochs": 0.0}, {}),
     "kd, fused, T=1": ("student", "fused", {"alpha": 0.0, "temperature": 1.0,
                                             "warmup_epochs": 0.0}, {}),
+    # the student starts from the trained RGB stream's weights (twice the RGB training)
+    "kd, fused teacher, from the RGB stream": (
+        "student", "fused", {"alpha": 0.0, "temperature": 4.0, "warmup_epochs": 0.0},
+        {"init": "rgb"}),
+    "kd fused + ds raw (alpha 50), warm-up 2, from the RGB stream": (
+        "student", "fused", {"alpha": 50.0, "normalize": False, "warmup_epochs": 2.0},
+        {"init": "rgb"}),
 }
-MAIN = list(VARIANTS)[:6]
+MAIN = list(VARIANTS)[1:7]
 
 
 def train_variant(run: Path, name: str, epochs: int | None) -> Path:
@@ -61,14 +70,14 @@ def train_variant(run: Path, name: str, epochs: int | None) -> Path:
     out = run / "ablation" / (slug(name) + (f"_e{epochs}" if epochs else ""))
     if (out / "done").exists():
         return out / "last.pt"
-    tc = _train_config(cfg, run / "data", run / "flow", "rgb", out, run / "runs/flow/last.pt",
-                       mode)
+    tc = _train_config(cfg, run / "data", run / "flow", "rgb", out,
+                       run / "runs/flow/last.pt" if teachers else None, mode)
     for k, v in distill.items():
         setattr(tc.distill, k, v)
     if teachers == "fused":
         tc.distill.ensemble = [str(run / "runs/rgb/last.pt")]
-    for k, v in extra.items():
-        setattr(tc, k, v)
+    if extra.get("init") == "rgb":
+        tc.model.pretrained = str(run / "runs/rgb/last.pt")
     if epochs:
         tc.epochs = epochs
     tc.name = "student"

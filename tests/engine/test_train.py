@@ -175,7 +175,7 @@ def test_student_records_its_recipe_ramps_its_weights_and_fuses_the_ensemble(
     run = train(cfg, quiet=True)
     saved = yaml.safe_load((run / "config.yaml").read_text())["distill"]
     # unset weights were filled with the recipe's, the given warm-up kept
-    assert saved["alpha"] == STUDENT["alpha"] and saved["normalize"] is True
+    assert saved["alpha"] == STUDENT["alpha"] and saved["normalize"] is STUDENT["normalize"]
     assert saved["temperature"] == STUDENT["temperature"] and saved["warmup_epochs"] == 2
     records = read_metrics(run)
     for r, ramp in zip(records, (0.5, 1.0, 1.0)):
