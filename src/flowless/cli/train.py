@@ -51,13 +51,14 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     p.add_argument("--teacher", help="frozen teacher stream checkpoint (e.g. the flow stream)")
     p.add_argument("--distill", choices=("mars", "relation", "relation+mars", "kd", "student"),
                    help="distillation loss (needs --teacher); student: flowless's recommended "
-                   "RGB-only student (KD from the teachers' ensemble + normalised relation "
-                   "loss; give the RGB stream with --ensemble, docs/distillation.md)")
+                   "RGB-only student (KD from the teachers' ensemble + the paper's relation "
+                   "loss; give the RGB stream with --ensemble and twice the streams' epochs, "
+                   "docs/distillation.md)")
     p.add_argument("--ensemble", action="append", metavar="CKPT",
                    help="kd/student: another frozen stream (e.g. the RGB stream) whose logits "
                    "join the teacher's in the KD target (repeatable)")
     p.add_argument("--alpha", type=float, help="weight of the feature term (default 50; "
-                   "student: of the normalised relation term, default 1)")
+                   "student: of the relation term, default 50)")
     p.add_argument("--kd-weight", type=float, help="student: weight of the KD term (default 1)")
     p.add_argument("--temperature", type=float, help="KD temperature (default 4)")
     p.add_argument("--distill-warmup", type=float, metavar="EPOCHS",
