@@ -357,3 +357,20 @@ def test_baselines_only_trains_no_student(tmp_path):
     assert not any("DS" in c or "MARS" in c for c in claims)
     assert any(c.startswith("benchmark: the flow stream") for c in claims)
     assert "no student was trained" in (out / "report.md").read_text()
+
+
+def test_parallel_training_gives_the_sequential_results(quick_demo, tmp_path):
+    """--jobs 2 with 2 threads trains each network with one thread in its own process: the
+    same networks, losses and table as the sequential run with one thread."""
+    out = tmp_path / "parallel"
+    assert main(["demo", "--quick", "--out", str(out), "--threads", "2", "--jobs", "2",
+                 "--workers", "1", "--quiet"]) == 0
+    seq = json.loads((quick_demo / "summary.json").read_text())
+    par = json.loads((out / "summary.json").read_text())
+    assert [(r["method"], r["top1"]) for r in par["rows"]] == \
+        [(r["method"], r["top1"]) for r in seq["rows"]]
+    for name in seq["checkpoints"]:
+        a = read_metrics(Path(seq["checkpoints"][name]).parent)
+        b = read_metrics(out / "runs" / name)
+        assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b], name
+        assert (out / "runs" / name / "done").exists()

@@ -330,7 +330,14 @@ def train_fusion_run(run: DemoRun, name: str, fusion: FusionRun) -> None:
 
 
 def train_all(run: DemoRun) -> None:
-    """The streams and students (in :data:`STREAM_RUNS` order), then the fusions."""
+    """The streams and students (in :data:`STREAM_RUNS` order), then the fusions; with
+    several jobs, side by side in processes (:mod:`flowless.demo_jobs`)."""
+    from flowless.demo_jobs import job_count, train_parallel
+
+    jobs, threads = job_count(run.cfg.jobs, run.cfg.threads)
+    if jobs > 1:
+        train_parallel(run, jobs, threads)
+        return
     for s in run.stream_runs:
         train_stream(run, s)
     for name, fusion in run.fusions.items():

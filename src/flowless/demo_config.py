@@ -44,6 +44,7 @@ class DemoConfig:
     fusion_epochs: int = 30
     timing_videos: int = 20  # test videos timed end to end per method (median reported)
     threads: int = 0  # torch threads (0: all cores)
+    jobs: int = 0  # trainings run side by side (0: one per core, up to 4; 1: one at a time)
     baselines_only: bool = False  # calibration: RGB, Flow and their fusions only
 
     @classmethod

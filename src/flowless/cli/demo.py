@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--alpha", type=float, help="distillation weight of MARS and DS (default 50)")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--workers", type=int, help="flow extraction processes (default: all cores)")
+    p.add_argument("--jobs", type=int, help="trainings side by side, each in its own process "
+                   "with threads / jobs torch threads (default: one per core, up to 4; 1: one "
+                   "after another)")
     return p
 
 
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {
         "epochs": args.epochs, "videos_per_class": args.videos_per_class,
         "flow_backend": args.flow_backend, "alpha": args.alpha, "threads": args.threads,
-        "workers": args.workers,
+        "workers": args.workers, "jobs": args.jobs,
     }.items() if v is not None}
     base = dict(out=args.out, seed=args.seed, baselines_only=args.baselines_only, **overrides)
     cfg = DemoConfig.quick_preset(variant=args.variant, **base) if args.quick else \
