@@ -374,3 +374,31 @@ def test_parallel_training_gives_the_sequential_results(quick_demo, tmp_path):
         b = read_metrics(out / "runs" / name)
         assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b], name
         assert (out / "runs" / name / "done").exists()
+
+
+def test_ablation_scripts_run_on_a_demo_run(quick_demo, tmp_path):
+    """benchmarks/student_ablation.py and fusion_ablation.py (the docs' tables) on a copy of
+    the quick demo: each trains its variant, evaluates it and prints the table."""
+    import shutil
+    import subprocess
+    import sys
+
+    run = tmp_path / "seed"
+    shutil.copytree(quick_demo, run)
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    out = subprocess.run([sys.executable, str(bench / "student_ablation.py"), str(run),
+                          "--variants", "kd, fused teacher", "--epochs", "1",
+                          "--out", str(tmp_path / "s.md")],
+                         capture_output=True, text=True, check=True).stdout
+    table = (tmp_path / "s.md").read_text()
+    assert "| kd, fused teacher |" in table and table.strip() in out
+    ckpt = load_checkpoint(run / "ablation" / "kd__fused_teacher_e1" / "last.pt")
+    assert ckpt["epoch"] == 1 and ckpt["config"]["distill"]["ensemble"] == \
+        [str(run / "runs/rgb/last.pt")]
+    out = subprocess.run([sys.executable, str(bench / "fusion_ablation.py"), str(run),
+                          "--variants", "weighted per stream, training logits"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "| weighted per stream, training logits |" in out and "| logit mean |" in out
+    bad = subprocess.run([sys.executable, str(bench / "fusion_ablation.py"), str(run),
+                          "--variants", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown variant 'nope'" in bad.stderr
