@@ -402,3 +402,10 @@ def test_ablation_scripts_run_on_a_demo_run(quick_demo, tmp_path):
     bad = subprocess.run([sys.executable, str(bench / "fusion_ablation.py"), str(run),
                           "--variants", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown variant 'nope'" in bad.stderr
+    # the flow teacher per backend (#15): DIS flow extracted, a Flow stream trained on it
+    out = subprocess.run([sys.executable, str(bench / "teacher_backends.py"), str(run),
+                          "--variants", "farneback;dis"], capture_output=True, text=True,
+                         check=True).stdout  # the quick demo's store is Farneback
+    assert "| dis |" in out and "| farneback | (the demo's store) |" in out
+    assert load_checkpoint(run / "backends/dis/flow_stream/last.pt")["data"]["flow_backend"] \
+        == "dis"
