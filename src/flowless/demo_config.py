@@ -8,7 +8,7 @@ from typing import Any
 
 @dataclass
 class DemoConfig:
-    """Everything the demo does; defaults are the README's main job (about 5 min, 2 cores)."""
+    """Everything the demo does; defaults are the README's main job (about 11 min, 2 cores)."""
 
     out: str = "runs/demo"
     seed: int = 0
