@@ -85,3 +85,12 @@ def row_cells(values: list[float], diffs: list[float] | None) -> tuple[str, str,
         vs = f"{ci['mean']:+.1f}" + ("" if ci["low"] is None else
                                      f" [{ci['low']:+.1f}, {ci['high']:+.1f}]")
     return cells, f"{statistics.mean(values):.1f} ± {sd:.1f}", vs
+
+
+def emit(lines: list[str], out: Path | None) -> int:
+    """Print the table ``lines`` and write it to ``out`` when given; the scripts' exit 0."""
+    text = "\n".join(lines)
+    print(text)
+    if out:
+        out.write_text(text + "\n")
+    return 0

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ablation_kit import chosen, correct_of, demo_config, parse_args, row_cells, slug, top1
+from ablation_kit import chosen, correct_of, demo_config, emit, parse_args, row_cells, slug, top1
 
 # name -> FusionConfig fields
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -84,11 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         count = f"{sum(d > 0 for d in diffs[n])} / {sum(d < 0 for d in diffs[n])}" \
             if n in diffs else ""
         lines.append(f"| {n} | {cells} | {spread} | {vs} | {count} |")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+    return emit(lines, args.out)
 
 
 if __name__ == "__main__":

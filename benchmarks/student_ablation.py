@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ablation_kit import chosen, correct_of, demo_config, parse_args, row_cells, slug, top1
+from ablation_kit import chosen, correct_of, demo_config, emit, parse_args, row_cells, slug, top1
 
 # name -> (distillation mode, teacher(s), DistillConfig fields, extra); teacher "fused": the
 # Flow stream with the RGB stream as ensemble (the RGB+Flow ensemble); extra {"init": "rgb"}:
@@ -60,16 +60,14 @@ MAIN = list(VARIANTS)[1:7]
 
 
 def train_variant(run: Path, name: str, epochs: int | None) -> Path:
-    """Train (or reuse) the student ``name`` in ``run/ablation/<slug>``; returns best.pt."""
+    """Train (or reuse, or resume) the student ``name`` in ``run/ablation/<slug>``; returns
+    its last.pt."""
     from flowless.demo import _train_config
-    from flowless.engine import train
-    from flowless.io import write_text
+    from flowless.engine import train_once
 
     mode, teachers, distill, extra = VARIANTS[name]
     cfg = demo_config(run)
     out = run / "ablation" / (slug(name) + (f"_e{epochs}" if epochs else ""))
-    if (out / "done").exists():
-        return out / "last.pt"
     tc = _train_config(cfg, run / "data", run / "flow", "rgb", out,
                        run / "runs/flow/last.pt" if teachers else None, mode)
     for k, v in distill.items():
@@ -81,11 +79,7 @@ def train_variant(run: Path, name: str, epochs: int | None) -> Path:
     if epochs:
         tc.epochs = epochs
     tc.name = "student"
-    if (out / "last.pt").exists():
-        tc.resume = str(out)
-    train(tc, quiet=True)
-    write_text(out / "done", "")
-    return out / "last.pt"
+    return train_once(tc, quiet=True) / "last.pt"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,11 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         gap = f"{100 * statistics.mean(closed[n]):.0f} %" if n in closed else ""
         above = f"{sum(d > 0 for d in diffs[n])}/{len(diffs[n])}" if n in diffs else ""
         lines.append(f"| {n} | {cells} | {spread} | {gap} | {vs} | {above} |")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+    return emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from ablation_kit import correct_of, demo_config, parse_args, row_cells, top1
+from ablation_kit import correct_of, demo_config, emit, parse_args, row_cells, top1
 
 BACKENDS = ("tvl1", "tvl1-torch", "dis", "farneback")
 
@@ -49,19 +49,13 @@ def flow_store(run: Path, backend: str) -> tuple[Path, float | None]:
 def teacher(run: Path, backend: str, flow: Path) -> Path:
     """The Flow stream trained on ``flow`` with the demo's recipe (reused when done)."""
     from flowless.demo import _train_config
-    from flowless.engine import train
-    from flowless.io import write_text
+    from flowless.engine import train_once
 
     if backend == demo_config(run).flow_backend:
         return run / "runs/flow/last.pt"
     out = run / "backends" / backend / "flow_stream"
-    if not (out / "done").exists():
-        tc = _train_config(demo_config(run), run / "data", flow, "flow", out)
-        if (out / "last.pt").exists():
-            tc.resume = str(out)
-        train(tc, quiet=True)
-        write_text(out / "done", "")
-    return out / "last.pt"
+    return train_once(_train_config(demo_config(run), run / "data", flow, "flow", out),
+                      quiet=True) / "last.pt"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,11 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         cells, spread, vs = row_cells(vals, diffs.get(b))
         sec = f"{sum(cost[b]) / len(cost[b]):.2f}" if cost[b] else "(the demo's store)"
         lines.append(f"| {b} | {sec} | {cells} | {spread} | {vs} |")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+    return emit(lines, args.out)
 
 
 if __name__ == "__main__":

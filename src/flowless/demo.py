@@ -300,7 +300,7 @@ def extract_flows(run: DemoRun, videos: list[tuple[str, Path]]) -> None:
 
 def train_stream(run: DemoRun, s: StreamRun) -> None:
     """Train one stream or student (a finished run is reused, a killed one resumed)."""
-    from flowless.engine import train
+    from flowless.engine import train_once
 
     name = s.name
     if run.ckpt(name).exists() and run.is_done(name):
@@ -311,10 +311,7 @@ def train_stream(run: DemoRun, s: StreamRun) -> None:
                        tuple(run.ckpt(e) for e in s.ensemble))
     tc.name = name
     tc.epochs *= s.epochs_scale
-    if run.ckpt(name).exists():
-        tc.resume = str(run.runs / name)
-    train(tc, quiet=run.quiet)
-    write_text(run.runs / name / "done", "")
+    train_once(tc, quiet=run.quiet)
 
 
 def train_fusion_run(run: DemoRun, name: str, fusion: FusionRun) -> None:

@@ -199,3 +199,20 @@ def test_student_ensemble_must_share_the_classes(updown, flow_teacher, tmp_path)
         distill__teacher=flow_teacher, distill__ensemble=f"[{tmp_path / 'three.pt'}]"))
     with pytest.raises(ConfigError, match=r"three\.pt has 3 classes but the dataset has 2"):
         train(cfg, quiet=True)
+
+
+def test_train_once_reuses_a_finished_run_and_resumes_a_killed_one(updown, tmp_path,
+                                                                    monkeypatch):
+    import flowless.engine.trainer as trainer
+    from flowless.engine import train_once
+
+    root, flow = updown
+    cfg = load_config(None, base_overrides(root, flow, tmp_path / "run", epochs=1))
+    run = train_once(cfg, quiet=True)
+    assert (run / "done").exists() and load_checkpoint(run / "last.pt")["epoch"] == 1
+    calls = []
+    monkeypatch.setattr(trainer, "train", lambda c, quiet=None: calls.append(c))
+    assert train_once(cfg, quiet=True) == run and calls == []  # finished: reused
+    (run / "done").unlink()  # as if killed after its last checkpoint
+    train_once(cfg, quiet=True)
+    assert calls[0].resume == str(run) and (run / "done").exists()

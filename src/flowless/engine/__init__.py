@@ -6,6 +6,6 @@ repeatedly in one process. Single process or ``torchrun`` (DDP) alike.
 
 from flowless.engine.fusion import train_fusion
 from flowless.engine.metrics import read_metrics
-from flowless.engine.trainer import stream_name, train
+from flowless.engine.trainer import stream_name, train, train_once
 
-__all__ = ["read_metrics", "stream_name", "train", "train_fusion"]
+__all__ = ["read_metrics", "stream_name", "train", "train_fusion", "train_once"]

@@ -44,20 +44,6 @@ def fold_config(stream: Any, data: DataConfig, fold: int, folds: int, out: Path,
     return cfg
 
 
-def _train_fold(cfg: TrainConfig, quiet: bool | None) -> Path:
-    """Train (or reuse, or resume) one fold run; returns its last.pt."""
-    from flowless.engine.trainer import train
-    from flowless.io import write_text
-
-    out = Path(cfg.out)
-    if not (out / "done").exists():
-        if (out / "last.pt").exists():
-            cfg = dataclasses.replace(cfg, resume=str(out))
-        train(cfg, quiet=True if quiet else None)
-        write_text(out / "done", "")
-    return out / "last.pt"
-
-
 @torch.no_grad()
 def _video_logits(ckpt: Path, records: list[Any], data: DataConfig, batch_size: int,
                   device: torch.device, quiet: bool | None) -> torch.Tensor:
@@ -93,6 +79,7 @@ def out_of_fold_logits(streams: list[Any], data: DataConfig, train_recs: list[An
     """(out-of-fold video logits (V, S, K), labels (V,)) of the training videos ``train_recs``
     (V = all of them), each row from fold copies of the streams that never saw the video."""
     from flowless.data.holdout import fold_split
+    from flowless.engine.trainer import train_once
 
     keys = {r.key: i for i, r in enumerate(train_recs)}
     x = torch.zeros(len(train_recs), len(streams), len(streams[0].classes))
@@ -105,7 +92,7 @@ def out_of_fold_logits(streams: list[Any], data: DataConfig, train_recs: list[An
                 echo(f"crossfit: {s.name} on fold {k + 1}/{folds} ({len(held)} of "
                      f"{len(train_recs)} videos held out) -> {out}")
             cfg = fold_config(s, data, k, folds, out, str(device))
-            ckpt = _train_fold(cfg, quiet)
+            ckpt = train_once(cfg, quiet=True if quiet else None) / "last.pt"
             x[rows, i] = _video_logits(ckpt, held, data, batch_size, device, quiet)
     y = torch.tensor([r.label for r in train_recs], dtype=torch.long)
     return x, y

@@ -143,6 +143,26 @@ def _check_ensemble(ensemble: list[tuple[nn.Module, str]], num_classes: int,
                               f"{num_classes}; ensemble streams trained on this dataset")
 
 
+DONE = "done"  # marker written by train_once when a run has finished
+
+
+def train_once(cfg: TrainConfig, *, quiet: bool | None = None) -> Path:
+    """Train ``cfg`` to its end exactly once (single process): a run folder holding ``last.pt``
+    and the ``done`` marker is reused as it is, one holding ``last.pt`` only (a killed run)
+    is resumed, else a new run starts; writes the marker at the end. Returns the folder.
+    The demo, cross-fitting and the benchmark scripts train their networks through it."""
+    from flowless.io import write_text
+
+    out = Path(cfg.out)
+    if (out / LAST).exists() and (out / DONE).exists():
+        return out
+    if (out / LAST).exists():
+        cfg = dataclasses.replace(cfg, resume=str(out))
+    train(cfg, quiet=quiet)
+    write_text(out / DONE, "")
+    return out
+
+
 def warmup_ramp(epoch: int, warmup_epochs: float) -> float:
     """The distillation weight's share in ``epoch`` (1-based): epoch / warm-up, at most 1."""
     return 1.0 if warmup_epochs <= 0 else min(1.0, epoch / warmup_epochs)

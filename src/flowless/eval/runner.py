@@ -66,10 +66,8 @@ class LogitsCache:
     def __init__(self, folder: Path, stream: Stream, aligned: bool, **settings: Any):
         import hashlib
 
-        st = Path(stream.source).stat()
-        ident = json.dumps([str(Path(stream.source).resolve()), st.st_size, st.st_mtime_ns,
-                            stream.name, aligned, {k: str(v) for k, v in settings.items()}],
-                           sort_keys=True)
+        ident = json.dumps(_fingerprint([stream], stream=stream.name, aligned=aligned,
+                                        **settings), sort_keys=True)
         self.path = folder / f"{hashlib.sha1(ident.encode()).hexdigest()[:20]}.jsonl"
         self.entries: dict[str, tuple[list[float], int]] = {}
         if self.path.exists():
