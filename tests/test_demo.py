@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from flowless.checkpoint import load_checkpoint
 from flowless.cli import main
@@ -82,6 +83,9 @@ def test_parameter_counts_are_the_networks_weights(quick_demo):
 
     summary = json.loads((quick_demo / "summary.json").read_text())
     cfg, k = summary["config"], len(summary["classes"])
+    # the demo's stream runs validate every cfg["val_every"] epochs and at the last
+    saved = yaml.safe_load((quick_demo / "runs" / "rgb" / "config.yaml").read_text())
+    assert saved["val_every"] == cfg["val_every"] == DemoConfig().val_every == 4
     rgb = _count(create_model(cfg["arch"], k, 3, width=cfg["width"]))
     flow = _count(create_model(cfg["arch"], k, 2, width=cfg["width"]))
     attention = _count(AttentionFusion(k, num_streams=2))
@@ -307,9 +311,13 @@ def test_cli_builds_the_config_from_its_flags(monkeypatch, tmp_path):
                  "--quiet"]) == 0
     assert main(["demo", "--out", out, "--alpha", "8", "--workers", "3"]) == 0
     assert main(["demo", "--out", out, "--variant", "motion-only", "--baselines-only"]) == 0
+    assert main(["demo", "--out", out, "--context", "0.3", "--motion-scale", "1.2",
+                 "--nuisance", "1.5", "--test-per-class", "40"]) == 0
     assert seen == [(DemoConfig.quick_preset(out=out, seed=2, epochs=5), True),
                     (DemoConfig(out=out, alpha=8.0, workers=3), None),
-                    (DemoConfig.for_variant("motion-only", out=out, baselines_only=True), None)]
+                    (DemoConfig.for_variant("motion-only", out=out, baselines_only=True), None),
+                    (DemoConfig(out=out, context=0.3, motion_scale=1.2, nuisance=1.5,
+                                test_per_class=40), None)]
 
 
 def test_seeds_runs_each_seed_and_aggregates(monkeypatch, tmp_path):

@@ -178,6 +178,7 @@ def _train_config(cfg: DemoConfig, data_root: Path, flow_root: Path, stream: str
     return TrainConfig(
         stream=stream, epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed,
         out=str(out), device="auto", threads=cfg.threads, tensorboard=False,
+        val_every=cfg.val_every,
         data=DataConfig(format="ucf101", root=str(data_root), flow_root=str(flow_root),
                         clip_len=cfg.clip_len, size=cfg.size, short_side=cfg.size,
                         flip=False),  # mirror images swap left/right and cw/ccw classes
@@ -283,8 +284,8 @@ def generate_data(run: DemoRun) -> None:
     make_synthetic_dataset(
         run.data_root, motions=cfg.motions, categories=cfg.categories,
         videos_per_class=cfg.videos_per_class, frames=cfg.frames, size=cfg.render_size,
-        seed=cfg.seed, motion_scale=cfg.motion_scale, overwrite=False, quiet=run.quiet,
-        **options)
+        seed=cfg.seed, motion_scale=cfg.motion_scale, nuisance=cfg.nuisance,
+        distractors=cfg.distractors, overwrite=False, quiet=run.quiet, **options)
 
 
 def extract_flows(run: DemoRun, videos: list[tuple[str, Path]]) -> None:

@@ -24,6 +24,8 @@ class DemoConfig:
     # objects move 1.6x the synth default (chosen once, seed 0, with RGB and Flow streams only:
     # at 1.0 camera jitter and background drift drown the object's flow at 64 px)
     motion_scale: float = 1.6
+    nuisance: float = 1.0  # background drift, camera jitter and pixel noise (synth's scale)
+    distractors: int = 2  # each video has 0..distractors distractor objects
     # flow (flowless flow): TV-L1 as in the paper, on the rendered frames; the "fast" preset
     # (3 warps, epsilon 0.05) is ~5x cheaper than OpenCV's defaults at ~the same error
     flow_backend: str = "tvl1"
@@ -41,6 +43,10 @@ class DemoConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     alpha: float = 50.0  # the paper's default for both MARS and relation
+    # validate (on the test split, for the curves only: rows use the last epoch) every N
+    # epochs and at the last; validation does not change the weights, and every epoch
+    # would cost a third of the training time
+    val_every: int = 4
     fusion_epochs: int = 30
     timing_videos: int = 20  # test videos timed end to end per method (median reported)
     threads: int = 0  # torch threads (0: all cores)

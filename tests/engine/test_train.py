@@ -216,3 +216,20 @@ def test_train_once_reuses_a_finished_run_and_resumes_a_killed_one(updown, tmp_p
     (run / "done").unlink()  # as if killed after its last checkpoint
     train_once(cfg, quiet=True)
     assert calls[0].resume == str(run) and (run / "done").exists()
+
+
+def test_validating_less_often_trains_the_same_weights(updown, tmp_path):
+    """The demo validates every 4th epoch: validation must not move the weights (no RNG
+    draws, no BN updates), and it runs at val_every multiples and the last epoch."""
+    root, flow = updown
+    runs = {}
+    for every in (1, 2):
+        cfg = load_config(None, base_overrides(root, flow, tmp_path / f"v{every}", epochs=3,
+                                               val_every=every, **{"optim.schedule": "cosine"}))
+        runs[every] = train(cfg, quiet=True)
+    a, b = (load_checkpoint(runs[k] / "last.pt")["model"] for k in (1, 2))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    validated = [r["epoch"] for r in read_metrics(runs[2]) if "val_acc" in r]
+    assert validated == [2, 3]
+    assert [r["train_loss"] for r in read_metrics(runs[1])] == \
+        [r["train_loss"] for r in read_metrics(runs[2])]

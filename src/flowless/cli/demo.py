@@ -30,6 +30,14 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
                    help="seconds-scale data and epochs (a smoke test, numbers meaningless)")
     p.add_argument("--epochs", type=int, help="training epochs of every stream and student")
     p.add_argument("--videos-per-class", type=int, help="videos per class (train + test)")
+    p.add_argument("--context", type=float, help="share of videos whose object has its "
+                   "class's colour (the scene hint of the context variants, 0-1)")
+    p.add_argument("--motion-scale", type=float,
+                   help="object speed, spin and zoom rate, as a multiple of flowless synth's")
+    p.add_argument("--nuisance", type=float, help="background drift, camera jitter and pixel "
+                   "noise, as a multiple of flowless synth's")
+    p.add_argument("--test-per-class", type=int, help="test videos per class (the rest of "
+                   "--videos-per-class train)")
     p.add_argument("--flow-backend", choices=("tvl1", "dis", "farneback"),
                    help="flow backend (default tvl1, as in the paper)")
     p.add_argument("--alpha", type=float, help="distillation weight of MARS and DS (default 50)")
@@ -46,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in {
         "epochs": args.epochs, "videos_per_class": args.videos_per_class,
+        "context": args.context, "motion_scale": args.motion_scale, "nuisance": args.nuisance,
+        "test_per_class": args.test_per_class,
         "flow_backend": args.flow_backend, "alpha": args.alpha, "threads": args.threads,
         "workers": args.workers, "jobs": args.jobs,
     }.items() if v is not None}
