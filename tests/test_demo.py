@@ -95,7 +95,7 @@ def test_parameter_counts_are_the_networks_weights(quick_demo):
         "RGB": rgb, "Flow": flow, "RGB+Flow (mean)": rgb + flow,
         "RGB+Flow (attention)": rgb + flow + attention,
         "RGB+Flow (flowless fusion)": rgb + flow + weighted, "flowless student": rgb,
-        "RGB (2x epochs)": rgb,
+        "RGB (2x epochs)": rgb, "DS (2x epochs)": rgb,
         "MARS": rgb, "DS": rgb,
         "DS+RGB (attention)": 2 * rgb + attention, "DS+Flow (attention)": rgb + flow + attention,
     }
@@ -180,9 +180,15 @@ def test_claims_in_the_report_follow_the_table(quick_demo):
     control = claims["flowless student beats RGB (2x epochs) (the same schedule, no teacher)"]
     assert control["value"] == pytest.approx(100 * (rows["flowless student"]["top1"]
                                                     - rows["RGB (2x epochs)"]["top1"]))
+    ds_control = claims["flowless student beats DS (2x epochs) (the paper's DS on the same "
+                        "schedule)"]
+    assert ds_control["value"] == pytest.approx(100 * (rows["flowless student"]["top1"]
+                                                       - rows["DS (2x epochs)"]["top1"]))
     epochs = {name: len(read_metrics(Path(summary["checkpoints"][name]).parent))
-              for name in ("rgb", "rgb_long", "student")}
-    assert epochs["rgb_long"] == epochs["student"] == 2 * epochs["rgb"]
+              for name in ("rgb", "rgb_long", "student", "ds", "ds_long")}
+    assert epochs["rgb_long"] == epochs["student"] == epochs["ds_long"] == 2 * epochs["rgb"]
+    assert load_checkpoint(summary["checkpoints"]["ds_long"])["config"]["distill"]["mode"] \
+        == "relation"
     fused = load_checkpoint(summary["checkpoints"]["fusion_rgb_flow_flowless"])
     assert fused["fusion"] == "weighted" and fused["fit_on"] == "crossfit"
     student_ckpt = load_checkpoint(summary["checkpoints"]["student"])

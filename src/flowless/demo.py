@@ -53,6 +53,7 @@ METHODS = (
     Method("MARS", ("mars",)),
     Method("DS", ("ds",)),
     Method("RGB (2x epochs)", ("rgb_long",)),  # the student's schedule without a teacher
+    Method("DS (2x epochs)", ("ds_long",)),  # the paper's DS on the student's schedule
     Method("flowless student", ("student",)),
     Method("DS+RGB (attention)", ("ds", "rgb"), "fusion_ds_rgb"),
     Method("DS+Flow (attention)", ("ds", "flow"), "fusion_ds_flow"),
@@ -82,6 +83,8 @@ STREAM_RUNS = (
     StreamRun("student", "rgb", teacher="flow", mode="student", ensemble=("rgb",),
               epochs_scale=2),
     StreamRun("rgb_long", "rgb", epochs_scale=2),
+    # and the paper's DS trained as long: what the ensemble KD adds to the relation loss
+    StreamRun("ds_long", "rgb", teacher="flow", mode="relation", epochs_scale=2),
 )
 
 

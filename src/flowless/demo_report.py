@@ -50,6 +50,7 @@ PAPER_FUSED = ("RGB+Flow (mean)", "RGB+Flow (attention)")  # the calibrated benc
 FUSED = PAPER_FUSED + ("RGB+Flow (flowless fusion)",)
 STUDENT, FLOWLESS_FUSION = "flowless student", "RGB+Flow (flowless fusion)"
 RGB_LONG = "RGB (2x epochs)"  # the student's schedule without distillation
+DS_LONG = "DS (2x epochs)"  # the student's schedule with the paper's DS
 
 
 def _paired(rows: dict[str, dict[str, Any]], a: str, b: str) -> dict[str, float]:
@@ -168,6 +169,11 @@ def _beyond_claims(by: dict[str, dict[str, Any]], top: dict[str, float]) -> list
                               _paired(by, STUDENT, RGB_LONG), 0.0, True,
                               f"{top[STUDENT]:.1f} vs {top[RGB_LONG]:.1f} "
                               f"({top[STUDENT] - top[RGB_LONG]:+.1f})"))
+        if DS_LONG in top:  # does the ensemble KD add to the paper's relation loss?
+            out.append(_claim(f"{STUDENT} beats {DS_LONG} (the paper's DS on the same "
+                              "schedule)", _paired(by, STUDENT, DS_LONG), 0.0, True,
+                              f"{top[STUDENT]:.1f} vs {top[DS_LONG]:.1f} "
+                              f"({top[STUDENT] - top[DS_LONG]:+.1f})"))
         if fusions:
             best = max(fusions, key=lambda m: top[m])
             gap = top[best] - top["RGB"]

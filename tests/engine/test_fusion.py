@@ -125,7 +125,7 @@ def test_weighted_fusion_is_fitted_on_out_of_fold_logits(updown, flow_teacher, r
         rest, held = fold_split(train_recs, k, 2)
         assert {r.key for r in rest}.isdisjoint(r.key for r in held)
         for i, name in enumerate(("rgb", "flow")):
-            (fold_run,) = (tmp_path / "folds").glob(f"{name}_*_fold{k}")
+            (fold_run,) = (tmp_path / "folds").glob(f"{name}_*_fold{k}of2")
             saved = load_checkpoint(fold_run / "last.pt")
             assert saved["config"]["data"]["fold"] == f"{k}/2"
             net = model_from_checkpoint(saved)
@@ -158,6 +158,20 @@ def test_weighted_fusion_is_fitted_on_out_of_fold_logits(updown, flow_teacher, r
     cfg.out, cfg.per_class = str(tmp_path / "fusion2"), False
     train_fusion(cfg, quiet=True)
     assert stamps == {f: (tmp_path / "folds" / f / "last.pt").stat().st_mtime_ns for f in folds}
+
+
+def test_fold_copies_of_plans_with_other_fold_counts_never_meet(tmp_path):
+    """Fold 0 of 2 and fold 0 of 4 hold out different videos: reusing one copy for the
+    other would predict videos it trained on."""
+    from types import SimpleNamespace
+
+    from flowless.engine.crossfit import fold_dir
+
+    s = SimpleNamespace(name="rgb", source=str(tmp_path / "rgb.pt"))
+    names = {fold_dir(tmp_path, s, k, n).name for n in (2, 3, 4) for k in range(n)}
+    assert len(names) == 2 + 3 + 4
+    other = SimpleNamespace(name="rgb", source=str(tmp_path / "b" / "rgb.pt"))
+    assert fold_dir(tmp_path, other, 0, 2) != fold_dir(tmp_path, s, 0, 2)
 
 
 def test_attention_can_be_fitted_on_crossfit_logits_and_says_so(updown, flow_teacher,

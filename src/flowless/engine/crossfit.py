@@ -66,10 +66,11 @@ def _video_logits(ckpt: Path, records: list[Any], data: DataConfig, batch_size: 
     return means.float()
 
 
-def fold_dir(folder: Path, stream: Any, fold: int) -> Path:
-    """The run folder of ``stream``'s copy for ``fold``."""
+def fold_dir(folder: Path, stream: Any, fold: int, folds: int) -> Path:
+    """The run folder of ``stream``'s copy for fold ``fold`` of ``folds`` (plans with other
+    numbers of folds hold out other videos, so they never share a copy)."""
     tag = hashlib.sha1(os.path.abspath(stream.source).encode()).hexdigest()[:8]
-    return folder / f"{stream.name}_{tag}_fold{fold}"
+    return folder / f"{stream.name}_{tag}_fold{fold}of{folds}"
 
 
 def out_of_fold_logits(streams: list[Any], data: DataConfig, train_recs: list[Any],
@@ -87,7 +88,7 @@ def out_of_fold_logits(streams: list[Any], data: DataConfig, train_recs: list[An
         _, held = fold_split(train_recs, k, folds)
         rows = torch.tensor([keys[r.key] for r in held])
         for i, s in enumerate(streams):
-            out = fold_dir(folder, s, k)
+            out = fold_dir(folder, s, k, folds)
             if echo:
                 echo(f"crossfit: {s.name} on fold {k + 1}/{folds} ({len(held)} of "
                      f"{len(train_recs)} videos held out) -> {out}")
