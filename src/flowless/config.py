@@ -46,6 +46,9 @@ class DataConfig:
     workers: int | str = "auto"  # DataLoader worker processes; auto: sized to the cores
     cache: str = "auto"  # decoded videos in memory: auto (when they fit in cache_mb) | on | off
     cache_mb: int = 4096  # memory budget of data.cache=auto (per process)
+    # a folder for decoded videos on disk (one .npy per video and input, named by the
+    # source file's path, size and mtime): later runs read them instead of decoding
+    cache_dir: str | None = None
     flip: bool = True  # random horizontal flip in training (off for left/right classes)
     flow_backend: str | None = None  # recorded in checkpoints (read from the store if None)
     flow_short_side: int | None = None

@@ -184,7 +184,8 @@ def _train_config(cfg: DemoConfig, data_root: Path, flow_root: Path, stream: str
         val_every=cfg.val_every,
         data=DataConfig(format="ucf101", root=str(data_root), flow_root=str(flow_root),
                         clip_len=cfg.clip_len, size=cfg.size, short_side=cfg.size,
-                        flip=False),  # mirror images swap left/right and cw/ccw classes
+                        flip=False,  # mirror images swap left/right and cw/ccw classes
+                        cache_dir=str(_decoded_cache(data_root))),
         model=ModelConfig(arch=cfg.arch, width=cfg.width),
         optim=OptimConfig(name="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay,
                           schedule="cosine", warmup_epochs=1.0 if cfg.epochs > 3 else 0.0),
@@ -205,8 +206,14 @@ def _fusion_config(cfg: DemoConfig, data_root: Path, flow_root: Path, streams: l
         crossfit_dir=str(out.parent / "crossfit"),  # fold copies shared by the fusions
         data=DataConfig(format="ucf101", root=str(data_root), flow_root=str(flow_root),
                         clip_len=cfg.clip_len, size=cfg.size, short_side=cfg.size,
-                        flip=False),
+                        flip=False, cache_dir=str(_decoded_cache(data_root))),
     )
+
+
+def _decoded_cache(data_root: Path) -> Path:
+    """Where the demo's runs share their decoded videos (``out/cache``): decoded once by
+    the first run that needs them, then read by every other run and process."""
+    return data_root.parent / "cache"
 
 
 def _params(paths: list[Path]) -> int:

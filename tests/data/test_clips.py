@@ -245,6 +245,48 @@ def test_preloaded_videos_give_the_clips_decoded_on_the_fly(coded):
     assert all(torch.equal(disk[i]["clip"], memory[i]["clip"]) for i in range(len(disk)))
 
 
+def test_the_disk_cache_gives_the_decoded_arrays_and_follows_the_files(coded, tmp_path,
+                                                                      monkeypatch):
+    import os
+
+    import flowless.data.clips as clips
+
+    records, store = coded
+    cache = tmp_path / "cache"
+    kwargs = dict(stream="rgbflow", flow_root=store, clip_len=12, size=8, short_side=12)
+    plain = ClipDataset(records, **kwargs)
+    plain.preload()
+    first = ClipDataset(records, cache_dir=cache, **kwargs)
+    first.preload()
+    assert sorted(p.name.split("-")[0] for p in cache.iterdir()) == ["flow"] * 2 + ["rgb"] * 2
+    # a second dataset (another run, another record set) reads the files, decodes nothing
+    decoded = []
+    real = clips.load_frames
+    monkeypatch.setattr(clips, "load_frames", lambda *a, **k: decoded.append(a) or real(*a, **k))
+    again = ClipDataset(records[::-1], cache_dir=cache, **kwargs)
+    again.preload(workers=0)
+    assert decoded == []
+    for kind in ("rgb", "flow"):
+        for v in range(2):
+            want = plain.decoded[kind][v]
+            assert np.array_equal(first.decoded[kind][v], want)
+            assert np.array_equal(again.decoded[kind][1 - v], want)
+    # another short side, a rewritten video or a damaged file is decoded again
+    ClipDataset(records[:1], cache_dir=cache, stream="rgb", short_side=16).preload()
+    assert len(decoded) == 1 and len(list(cache.glob("rgb-*"))) == 3
+    st = os.stat(records[1].path)
+    os.utime(records[1].path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    ClipDataset(records[1:], cache_dir=cache, stream="rgb", short_side=12).preload()
+    assert len(decoded) == 2 and len(list(cache.glob("rgb-*"))) == 4
+    damaged = ClipDataset(records[:1], cache_dir=cache, stream="flow", flow_root=store)
+    damaged._cached_path(0, "flow").write_bytes(b"not an array")
+    damaged.preload()
+    assert len(decoded) == 3 and np.array_equal(damaged.decoded["flow"][0],
+                                                plain.decoded["flow"][0])
+    assert np.array_equal(np.load(damaged._cached_path(0, "flow")), plain.decoded["flow"][0])
+    assert not list(cache.glob(".*tmp*"))  # written to a temporary name, renamed
+
+
 def test_persistent_workers_draw_the_clips_of_each_epoch(coded):
     from flowless.engine.data import make_loader, set_epoch
     from flowless.engine.distributed import DistEnv

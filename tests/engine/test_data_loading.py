@@ -31,6 +31,26 @@ def test_same_weights_with_any_workers_and_with_the_cache(updown, tmp_path):
     assert len(events.Scalars("train/data_wait")) == 2
 
 
+def test_runs_sharing_a_disk_cache_train_the_same_weights(updown, tmp_path):
+    """The first run decodes into data.cache_dir, the second reads it: both equal a run
+    without it."""
+    root, flow = updown
+    cache = tmp_path / "decoded"
+    weights = []
+    for name, extra in (("plain", {}), ("first", {"data__cache_dir": cache}),
+                        ("second", {"data__cache_dir": cache})):
+        cfg = load_config(None, base_overrides(root, flow, tmp_path / name, epochs=2,
+                                               data__workers=0, **extra))
+        train(cfg, quiet=True)
+        weights.append(load_checkpoint(tmp_path / name / "last.pt")["model"])
+        if name == "first":
+            files = sorted(p.name for p in cache.iterdir())
+    assert files == sorted(p.name for p in cache.iterdir())  # nothing new the second time
+    assert files and all(f.startswith("rgb-") and f.endswith(".npy") for f in files)
+    for other in weights[1:]:
+        assert all(torch.equal(weights[0][k], other[k]) for k in weights[0])
+
+
 def test_cache_auto_decodes_on_the_fly_when_the_videos_do_not_fit(updown):
     from flowless.config import DataConfig
     from flowless.data.annotations import load_index

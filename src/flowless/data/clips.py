@@ -25,6 +25,7 @@ from flowless.data.video import count_frames, probe, read_frames, read_video
 from flowless.errors import ConfigError, FlowlessError
 
 STREAMS = ("rgb", "flow", "rgbflow")
+_CACHE_FORMAT = 1  # bump when what _whole returns changes
 
 
 def video_clips(
@@ -99,6 +100,7 @@ class ClipDataset(torch.utils.data.Dataset):
         protocol: str = "mars",
         seed: int = 0,
         flip: bool = True,
+        cache_dir: Path | None = None,
     ):
         if stream not in STREAMS:
             raise ConfigError(f"unknown stream {stream!r}; use one of {', '.join(STREAMS)}")
@@ -114,6 +116,8 @@ class ClipDataset(torch.utils.data.Dataset):
         self.clip_len, self.size, self.stride = clip_len, size, stride
         self.short_side, self.seed, self.epoch = short_side, seed, 0
         self.flip = flip  # off for mirror-image classes (left/right motion, SSv2 directions)
+        # decoded whole videos kept on disk (preload reads them instead of decoding again)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._cache: tuple[int, dict[str, np.ndarray]] | None = None
         self._counts: dict[int, int] = {}  # frame counts read so far (files do not change)
         # preload(): {input: channels-last uint8 array per record}; duplicates share one array
@@ -211,11 +215,50 @@ class ClipDataset(torch.utils.data.Dataset):
         return item
 
     def _whole(self, v: int) -> dict[str, np.ndarray]:
-        """Every frame (field) of video ``v`` per input, channels-last uint8."""
+        """Every frame (field) of video ``v`` per input, channels-last uint8; read from
+        ``cache_dir`` when it holds them, else decoded (and then stored there)."""
+        return {kind: self._whole_input(v, kind) for kind in self.inputs}
+
+    def _whole_input(self, v: int, kind: str) -> np.ndarray:
         rec = self.records[v]
-        whole = {kind: load_frames(rec, kind, flow_root=self.flow_root,
-                                   short_side=self.short_side) for kind in self.inputs}
-        return {kind: flow_to_hwc(a) if kind == "flow" else a for kind, a in whole.items()}
+        path = self._cached_path(v, kind)
+        if path is not None and path.exists():
+            try:
+                return np.load(path, allow_pickle=False)
+            except (OSError, ValueError, EOFError):
+                pass  # damaged (e.g. a full disk): decode again and replace it
+        a = load_frames(rec, kind, flow_root=self.flow_root, short_side=self.short_side)
+        a = flow_to_hwc(a) if kind == "flow" else a
+        if path is not None:
+            from flowless.io import atomic_path
+
+            with atomic_path(path, suffix=".npy") as tmp:
+                np.save(tmp, np.ascontiguousarray(a))
+        return a
+
+    def _cached_path(self, v: int, kind: str) -> Path | None:
+        """The disk cache file of video ``v``'s input ``kind``: named by a digest of the
+        source file (path, size, modification time) and the decoding settings, so a
+        changed or replaced file, or another ``short_side``, never reads a stale array."""
+        if self.cache_dir is None:
+            return None
+        import hashlib
+        import json
+
+        rec = self.records[v]
+        if kind == "rgb":
+            source = Path(rec.path)
+        else:
+            from flowless.flow import flow_path
+
+            source = flow_path(_need_flow_root(self.flow_root), rec.key)
+        try:
+            st = source.stat()
+        except OSError:
+            return None  # missing: decoding raises the one-line error naming the file
+        ident = json.dumps([_CACHE_FORMAT, kind, str(source.resolve()), st.st_size,
+                            st.st_mtime_ns, self.short_side if kind == "rgb" else None])
+        return self.cache_dir / f"{kind}-{hashlib.sha1(ident.encode()).hexdigest()[:24]}.npy"
 
     def _item(self, v: int, arrays: dict[str, np.ndarray], crop: Crop, flip: bool) -> dict:
         out = {kind: transform_clip(a, kind, crop, self.size, flip) for kind, a in arrays.items()}
@@ -248,6 +291,10 @@ class ClipDataset(torch.utils.data.Dataset):
 
         source_of = self._source_of()
         sources = sorted(set(source_of))
+        if workers > 0 and self.cache_dir is not None and all(
+                (p := self._cached_path(v, k)) is not None and p.exists()
+                for v in sources for k in self.inputs):
+            workers = 0  # reading .npy files: a worker would only add the copy between processes
         if workers > 0:
             single_thread_opencv()
         loader = DataLoader(_WholeVideos(self, sources), batch_size=None, num_workers=workers,

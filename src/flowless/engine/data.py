@@ -110,7 +110,8 @@ def clip_dataset(records: list[Any], data: DataConfig, stream: str, mode: str,
     return ClipDataset(records, stream=stream,
                        flow_root=Path(data.flow_root) if data.flow_root else None,
                        clip_len=data.clip_len, size=data.size, stride=data.stride,
-                       short_side=data.short_side, mode=mode, seed=seed, flip=data.flip)
+                       short_side=data.short_side, mode=mode, seed=seed, flip=data.flip,
+                       cache_dir=Path(data.cache_dir) if data.cache_dir else None)
 
 
 class EpochSampler(Sampler[tuple[int, int]]):
