@@ -61,6 +61,17 @@ def test_report_table_and_checkpoints_are_consistent(quick_demo):
         # and its confusion matrix is in the report
         figure = f"figures/confusion_{_slug(r['method'])}.png"
         assert (quick_demo / figure).stat().st_size > 0 and f"]({figure})" in report
+    # one timing per pipeline: the single RGB networks share RGB's, the attention fusions of
+    # an RGB and a Flow network share one, the rest are timed on their own
+    timed = {r["method"]: r["timed_as"] for r in rows}
+    single_rgb = ["RGB", "MARS", "DS", "RGB (2x epochs)", "DS (2x epochs)", "flowless student"]
+    assert all(timed[m] == "RGB" for m in single_rgb)
+    assert timed["DS+Flow (attention)"] == "RGB+Flow (attention)"
+    alone = ["Flow", "RGB+Flow (mean)", "RGB+Flow (attention)", "RGB+Flow (flowless fusion)",
+             "DS+RGB (attention)"]
+    assert all(timed[m] == m for m in alone)
+    by = {r["method"]: r for r in rows}
+    assert all(by[m]["ms_each"] == by[timed[m]]["ms_each"] for m in timed)
     for name, path in summary["checkpoints"].items():
         ckpt = load_checkpoint(path)
         assert ckpt["kind"] == ("fusion" if name.startswith("fusion") else "stream")

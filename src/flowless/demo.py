@@ -380,14 +380,36 @@ def evaluate_method(run: DemoRun, m: Method, classes: list[dict[str, Any]]) -> d
     }
 
 
+def pipeline_of(run: DemoRun, m: Method) -> str:
+    """What a method's time depends on: each stream's input and network configuration and
+    the fusion's kind, never the weights (the same network costs the same, trained or not)."""
+    from flowless.checkpoint import load_checkpoint
+
+    streams = []
+    for s in m.streams:
+        ckpt = load_checkpoint(run.ckpt(s))
+        streams.append([ckpt.get("input"), ckpt.get("model_config")])
+    fusion = run.fusion_of(m)
+    kind = load_checkpoint(fusion).get("fusion", "attention") if m.fusion in FUSIONS else fusion
+    return json.dumps([sorted(streams, key=json.dumps), kind], sort_keys=True)
+
+
 def time_all(run: DemoRun, rows: list[dict[str, Any]], test_videos: list[Path]) -> None:
     """Add ``ms_per_video`` (the median: it resists stray hiccups) and ``ms_each`` (per
-    timed video) to each row of :data:`METHODS` (timed interleaved)."""
-    ms = _time_methods([([run.ckpt(s) for s in m.streams], run.fusion_of(m))
-                        for m in run.methods], test_videos)
-    for row, t in zip(rows, ms):
-        row["ms_per_video"] = statistics.median(t)
-        row["ms_each"] = t
+    timed video) to each row of :data:`METHODS` (timed interleaved). Methods of the same
+    pipeline (:func:`pipeline_of`: e.g. RGB, MARS and DS, one RGB network each) are timed
+    once, by the first of them, and share its figures (``timed_as``)."""
+    groups: dict[str, list[int]] = {}
+    for i, m in enumerate(run.methods):
+        groups.setdefault(pipeline_of(run, m), []).append(i)
+    timed = [members[0] for members in groups.values()]
+    ms = _time_methods([([run.ckpt(s) for s in run.methods[i].streams],
+                         run.fusion_of(run.methods[i])) for i in timed], test_videos)
+    for members, t in zip(groups.values(), ms):
+        for i in members:
+            rows[i]["ms_per_video"] = statistics.median(t)
+            rows[i]["ms_each"] = list(t)
+            rows[i]["timed_as"] = run.methods[members[0]].name
 
 
 def evaluate_all(run: DemoRun, index: Any, classes: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -306,7 +306,9 @@ every stream and student; distillation alpha {cfg['alpha']} (MARS and DS alike);
 weights are evaluated (no model selection on the test split). Evaluation: MARS protocol (every
 non-overlapping clip, centre crop, clip logits averaged per video), video top-1 on the test split.
 Time: end to end per video (decode + flow on the fly when needed + networks), median over
-{cfg['timing_videos']} test videos on this machine, all methods timed interleaved video by video.
+{cfg['timing_videos']} test videos on this machine, all methods timed interleaved video by video;
+methods with the same networks, inputs and fusion (e.g. RGB, MARS and DS) cost the same and
+share one timing (`timed_as` in summary.json).
 
 {format_table(summary['rows'])}
 
