@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from flowless.errors import ConfigError
+from flowless.models.stem import StemConv3d
 
 # arch -> (block kind, blocks per stage)
 ARCHS: dict[str, tuple[str, tuple[int, int, int, int]]] = {
@@ -183,8 +184,9 @@ class VideoResNet(nn.Module):
             return max(1, int(round(c * width)))
 
         stem_out = scaled(STEM_CHANNELS)
-        self.conv1 = nn.Conv3d(in_channels, stem_out, kernel, stride=stride,
-                               padding=tuple(k // 2 for k in kernel), bias=False)
+        # an nn.Conv3d with a faster weight gradient on the CPU (models/stem.py)
+        self.conv1 = StemConv3d(in_channels, stem_out, kernel, stride=stride,
+                                padding=tuple(k // 2 for k in kernel), bias=False)
         self.bn1 = nn.BatchNorm3d(stem_out)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.Identity() if no_max_pool else nn.MaxPool3d(3, stride=2, padding=1)
