@@ -32,7 +32,6 @@ from flowless.eval.streams import DataSettings, TorchStream
 from flowless.models import create_model
 from flowless.models.fast import (
     channels_last,
-    fast_network,
     fold_batchnorm,
     pointwise_as_linear,
     reuse_freed_memory,
@@ -170,9 +169,7 @@ def options(net: nn.Module, mars: nn.Module, stream: Callable[[str], TorchStream
         "+ channels_last_3d": (lambda: channels_last(net), inference),
         "+ channels_last_3d + 1x1x1 convs as GEMM":
             (lambda: channels_last(pointwise_as_linear(net)), inference),
-        "+ all three, stem in channels_last_3d too (before NarrowStem)":
-            (lambda: fast_network(net, narrow_stem=False), inference),
-        "+ all three, stem in NCDHW (--fast torch, default)":
+        "+ all three (--fast torch, default)":
             (lambda: _ready(stream("torch"), clips), inference),
         "onnxruntime (--fast onnxruntime)":
             (lambda: _ready(stream("onnxruntime"), clips), inference),

@@ -5,13 +5,7 @@ import torch
 from torch import nn
 
 from flowless.models import create_model
-from flowless.models.fast import (
-    NarrowStem,
-    channels_last,
-    conv_bn_pairs,
-    fast_network,
-    fold_batchnorm,
-)
+from flowless.models.fast import channels_last, conv_bn_pairs, fast_network, fold_batchnorm
 
 
 def randomise_bn(net: nn.Module, seed: int = 0) -> nn.Module:
@@ -84,33 +78,5 @@ def test_channels_last_and_fast_network_keep_logits_and_the_original():
             torch.testing.assert_close(fast(x), want, rtol=1e-5, atol=1e-5)
     fast = fast_network(net)
     assert not any(p.requires_grad for p in fast.parameters()) and not fast.training
-    assert fast.net.layer1[0].conv1.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert fast.net.conv1.weight.is_contiguous(memory_format=torch.channels_last_3d)
     assert net.conv1.weight.is_contiguous() and count_bn(net) > 0
-
-
-@pytest.mark.parametrize("arch,channels", [("resnet10", 3), ("resnext50", 2)])
-def test_the_stem_runs_in_ncdhw_and_hands_on_channels_last(arch, channels):
-    net = randomise_bn(create_model(arch, 4, in_channels=channels, width=0.125))
-    fast, before = fast_network(net), fast_network(net, narrow_stem=False)
-    assert isinstance(fast.net.conv1, NarrowStem) and not fast.convert_input
-    assert not isinstance(before.net.conv1, NarrowStem) and before.convert_input
-    assert fast.net.conv1.conv.weight.is_contiguous()
-    assert not fast.net.conv1.conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
-    seen = {}
-    fast.net.layer1.register_forward_pre_hook(lambda m, args: seen.update(x=args[0]))
-    x = clips(channels=channels)
-    with torch.no_grad():
-        want = net(x)
-        torch.testing.assert_close(fast(x), want, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(before(x), want, rtol=1e-5, atol=1e-5)
-    assert seen["x"].is_contiguous(memory_format=torch.channels_last_3d)
-    assert not seen["x"].is_contiguous()
-
-
-def test_a_wide_first_convolution_is_not_a_narrow_stem():
-    net = nn.Sequential(nn.Conv3d(8, 4, 3, padding=1), nn.ReLU(), nn.Conv3d(4, 2, 1))
-    fast = fast_network(net)
-    assert fast.convert_input and not any(isinstance(m, NarrowStem) for m in fast.modules())
-    x = torch.randn(1, 8, 4, 8, 8)
-    with torch.no_grad():
-        torch.testing.assert_close(fast(x), net(x), rtol=1e-5, atol=1e-5)

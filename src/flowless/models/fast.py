@@ -11,8 +11,7 @@ sees a rewritten one. Measured gains: docs/evaluation.md, *Fast inference*.
 - :func:`channels_last`: weights and clips in NDHWC (``torch.channels_last_3d``), the
   layout oneDNN (CPU) and cuDNN convolve without reordering at every layer, and in which
   the matrix products above need no copy.
-- :func:`fast_network`: all three, with the stem (a convolution over 2-3 input channels)
-  left in NCDHW (:class:`NarrowStem`); the ``torch`` fast path of ``TorchStream.logits``.
+- :func:`fast_network`: all three; the ``torch`` fast path of ``TorchStream.logits``.
 
 :func:`reuse_freed_memory` is a process setting, not a rewrite: predict, evaluate and
 benchmark call it unless the fast path is off.
@@ -125,12 +124,9 @@ class ChannelsLast(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net.to(memory_format=torch.channels_last_3d)
-        self.convert_input = True  # False: the first layer is a NarrowStem (takes NCDHW)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.convert_input:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-        return self.net(x)
+        return self.net(x.contiguous(memory_format=torch.channels_last_3d))
 
 
 def channels_last(module: nn.Module) -> nn.Module:
@@ -138,51 +134,10 @@ def channels_last(module: nn.Module) -> nn.Module:
     return ChannelsLast(copy.deepcopy(module).eval())
 
 
-class NarrowStem(nn.Module):
-    """A Conv3d over few input channels (the stem: 3 RGB or 2 flow channels) run on NCDHW
-    clips with an NCDHW weight, its output handed on in ``channels_last_3d``.
-
-    oneDNN convolves a 3-channel 7x7x7 kernel about 30 % faster in NCDHW than in NDHWC
-    (``benchmarks/inference.py``, the stem rows), while every later layer is faster in
-    NDHWC. Same arithmetic as the convolution.
-    """
-
-    MAX_CHANNELS = 4
-
-    def __init__(self, conv: nn.Conv3d):
-        super().__init__()
-        self.conv = conv
-        conv.weight = nn.Parameter(conv.weight.detach().contiguous(), requires_grad=False)
-
-    @classmethod
-    def applies(cls, module: nn.Module) -> bool:
-        return isinstance(module, nn.Conv3d) and module.in_channels <= cls.MAX_CHANNELS \
-            and module.groups == 1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x.contiguous()).contiguous(memory_format=torch.channels_last_3d)
-
-
-def _narrow_stems(net: ChannelsLast) -> ChannelsLast:
-    """Wrap the network's first convolution in :class:`NarrowStem` when it applies."""
-    first = next((m for m in net.net.modules() if isinstance(m, nn.Conv3d)), None)
-    if first is None or not NarrowStem.applies(first):
-        return net
-    for parent in list(net.net.modules()):
-        for name, child in list(parent.named_children()):
-            if child is first:
-                setattr(parent, name, NarrowStem(child))
-                net.convert_input = False
-                return net
-    return net
-
-
-def fast_network(module: nn.Module, narrow_stem: bool = True) -> nn.Module:
+def fast_network(module: nn.Module) -> nn.Module:
     """The ``torch`` fast path: a frozen copy with BN folded and 1x1x1 convolutions as
-    GEMMs, run in channels_last_3d, the stem in NCDHW (``narrow_stem``)."""
+    GEMMs, run in channels_last_3d."""
     net = ChannelsLast(_pointwise_all(_fold_all(copy.deepcopy(module).eval())))
-    if narrow_stem:
-        net = _narrow_stems(net)
     for p in net.parameters():
         p.requires_grad_(False)
     return net.eval()
