@@ -87,6 +87,31 @@ def _count(module):
     return sum(p.numel() for p in module.parameters())
 
 
+def test_prefilled_logits_are_the_ones_each_row_would_compute(quick_demo, tmp_path):
+    """The demo fills the logits cache with a few multi-network passes; a row evaluated on
+    its own, without any cache, predicts exactly what the table used."""
+    from flowless.eval.report import read_predictions
+    from flowless.eval.runner import evaluate
+
+    summary = json.loads((quick_demo / "summary.json").read_text())
+    ckpt = summary["checkpoints"]
+    assert sorted(p.name for p in (quick_demo / "eval" / ".prefill").iterdir()) == [
+        "aligned", "rgb"]
+    for method, streams, fusion in (("DS", ["ds"], None),
+                                    ("RGB+Flow (mean)", ["rgb", "flow"], "logit-mean"),
+                                    ("DS+Flow (attention)", ["ds", "flow"],
+                                     ckpt["fusion_ds_flow"])):
+        out = tmp_path / _slug(method)
+        evaluate([ckpt[s] for s in streams], quick_demo / "data", "ucf101", protocol="mars",
+                 fusion=fusion, flow_root=quick_demo / "flow", out=out, quiet=True)
+        # the same probabilities (6 decimals), fused and per stream, for every test video
+        alone = {p["key"]: (p["top5"], p.get("streams"))
+                 for p in read_predictions(out / "predictions.jsonl")}
+        table = {p["key"]: (p["top5"], p.get("streams")) for p in read_predictions(
+            quick_demo / "eval" / _slug(method) / "predictions.jsonl")}
+        assert alone == table
+
+
 def test_parameter_counts_are_the_networks_weights(quick_demo):
     """Every row, fusions included: the networks rebuilt from the demo's settings and
     counted here (parameters only: BatchNorm running statistics are buffers)."""
