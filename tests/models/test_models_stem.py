@@ -53,6 +53,19 @@ def test_the_networks_use_it_and_keep_their_parameter_names():
         torch.testing.assert_close(net.eval()(x), net(x))
 
 
+def test_wide_stems_keep_onednn_s_gradient(monkeypatch):
+    """Folding wins for narrow stems only (docs/models.md): a 64-channel stem runs the plain
+    convolution, a 16-channel one the folded gradient."""
+    calls = []
+    real = stem._StemConv.apply
+    monkeypatch.setattr(stem._StemConv, "apply", lambda *a: calls.append(a[1].shape) or real(*a))
+    for out in (64, 16):
+        conv = StemConv3d(3, out, 7, stride=(1, 2, 2), padding=3, bias=False)
+        conv(torch.randn(1, 3, 4, 16, 16)).sum().backward()
+        assert conv.weight.grad is not None
+    assert [c[0] for c in calls] == [16]
+
+
 def test_the_weight_gradient_by_hand():
     """A 1-channel, 1x1x1-output case computed independently: d(sum w*x)/dw = x."""
     conv = StemConv3d(1, 1, (3, 3, 3), stride=(1, 1, 1), padding=(0, 0, 0), bias=False)

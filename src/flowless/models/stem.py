@@ -2,7 +2,8 @@
 
 A 3D network's first convolution sees 2-3 input channels through a large kernel (7x7x7 in
 Hara et al.'s ResNets). oneDNN computes its weight gradient about 4x slower than its
-forward pass on the CPU: for the demo's ResNet-10 it was half of every training step.
+forward pass on the CPU when the stem is narrow (16 output channels at width 0.25): for the
+demo's ResNet-10 it was half of every training step.
 :class:`StemConv3d` is an ``nn.Conv3d`` (same parameters, state dict and forward) whose
 backward on the CPU folds the temporal taps into channels: with the input unfolded along
 time, the weight gradient is that of a 2D convolution over ``C * kt`` channels, which oneDNN
@@ -71,10 +72,16 @@ class _StemConv(torch.autograd.Function):
 
 class StemConv3d(nn.Conv3d):
     """``nn.Conv3d`` whose weight gradient on the CPU is computed by
-    :func:`folded_weight_grad` (one group, no dilation, zero padding, float32)."""
+    :func:`folded_weight_grad` (one group, no dilation, zero padding, float32) when it has at
+    most :attr:`FOLD_MAX_OUT` output channels: the narrow stems of reduced-width networks,
+    where oneDNN is slow. At 32 and 64 output channels (full-width ResNets) oneDNN's own
+    weight gradient is as fast or faster, and the plain convolution runs."""
+
+    FOLD_MAX_OUT = 16
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (torch.is_grad_enabled() and self.weight.requires_grad and x.device.type == "cpu"
+                and self.out_channels <= self.FOLD_MAX_OUT
                 and x.dtype == self.weight.dtype == torch.float32
                 and not torch.is_autocast_enabled("cpu") and self.groups == 1
                 and self.dilation == (1, 1, 1) and self.padding_mode == "zeros"
