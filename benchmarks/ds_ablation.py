@@ -23,13 +23,14 @@ resumable (a finished run is reused).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from ablation_kit import demo_config
 
 VARIANTS = ("rgb", "ds", "ds_late", "rgb_ft", "ds_ft", "mars_ft")
 
@@ -56,13 +57,12 @@ def _config(cfg: Any, demo: Path, variant: str) -> Any:
 
 def run(demo: Path, variants: list[str], quiet: bool) -> dict[str, dict[str, float]]:
     """Train (or reuse) and evaluate every variant on one demo folder."""
-    from flowless.demo import DemoConfig, factor_accuracy
-    from flowless.engine import train
+    from flowless.demo import factor_accuracy
+    from flowless.engine import train_once
+    from flowless.engine.trainer import DONE
     from flowless.eval.runner import evaluate
 
-    saved = json.loads((demo / "demo_config.json").read_text())
-    fields = {f.name for f in dataclasses.fields(DemoConfig)}
-    cfg = DemoConfig(**{k: v for k, v in saved.items() if k in fields})
+    cfg = demo_config(demo)
     classes = json.loads((demo / "data" / "synth.json").read_text())["classes"]
     results = {}
     for variant in variants:
@@ -70,13 +70,9 @@ def run(demo: Path, variants: list[str], quiet: bool) -> dict[str, dict[str, flo
             ckpt = demo / "runs" / variant / "last.pt"
         else:
             tc = _config(cfg, demo, variant)
-            ckpt = Path(tc.out) / "last.pt"
-            if not (Path(tc.out) / "done").exists():
-                t0 = time.perf_counter()
-                if ckpt.exists():
-                    tc.resume = tc.out
-                train(tc, quiet=quiet)
-                (Path(tc.out) / "done").write_text("")
+            fresh, t0 = not (Path(tc.out) / DONE).exists(), time.perf_counter()
+            ckpt = train_once(tc, quiet=quiet) / "last.pt"
+            if fresh:
                 print(f"{demo.name} {variant}: trained in {time.perf_counter() - t0:.0f} s",
                       flush=True)
         eval_dir = demo / "ablation" / "eval" / variant
@@ -117,9 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import torch
 
+    from flowless.engine.trainer import DONE
+
     torch.set_flush_denormal(True)
     for demo in args.demos:
-        if not (demo / "runs" / "ds" / "done").exists():
+        if not (demo / "runs" / "ds" / DONE).exists():
             print(f"error: {demo} is not a finished demo folder (run `flowless demo` first)",
                   file=sys.stderr)
             return 2

@@ -143,7 +143,9 @@ class DemoRun:
         return self.runs / name / "last.pt"
 
     def is_done(self, name: str) -> bool:
-        return (self.runs / name / "done").exists()
+        from flowless.engine.trainer import DONE
+
+        return (self.runs / name / DONE).exists()
 
     def fusion_of(self, m: Method) -> str | None:
         """What evaluation takes as ``fusion``: a fusion checkpoint, a rule name or None."""
@@ -328,13 +330,14 @@ def train_stream(run: DemoRun, s: StreamRun) -> None:
 def train_fusion_run(run: DemoRun, name: str, fusion: FusionRun) -> None:
     """Train one fusion of trained streams (a finished one is reused)."""
     from flowless.engine import train_fusion
+    from flowless.engine.trainer import DONE
 
     if run.is_done(name):
         return
     train_fusion(_fusion_config(run.cfg, run.data_root, run.flow_root,
                                 [run.ckpt(s) for s in fusion.streams], run.runs / name,
                                 fusion.kind), quiet=run.quiet)
-    write_text(run.runs / name / "done", "")
+    write_text(run.runs / name / DONE, "")
 
 
 def train_all(run: DemoRun) -> None:
@@ -380,18 +383,15 @@ def evaluate_method(run: DemoRun, m: Method, classes: list[dict[str, Any]]) -> d
     }
 
 
-def pipeline_of(run: DemoRun, m: Method) -> str:
-    """What a method's time depends on: each stream's input and network configuration and
-    the fusion's kind, never the weights (the same network costs the same, trained or not)."""
-    from flowless.checkpoint import load_checkpoint
+STREAM_INPUT = {s.name: s.input for s in STREAM_RUNS}  # run name -> rgb / flow
 
-    streams = []
-    for s in m.streams:
-        ckpt = load_checkpoint(run.ckpt(s))
-        streams.append([ckpt.get("input"), ckpt.get("model_config")])
-    fusion = run.fusion_of(m)
-    kind = load_checkpoint(fusion).get("fusion", "attention") if m.fusion in FUSIONS else fusion
-    return json.dumps([sorted(streams, key=json.dumps), kind], sort_keys=True)
+
+def pipeline_of(m: Method) -> tuple[tuple[str, ...], str | None]:
+    """What a method's time depends on: its streams' inputs (every demo network has the
+    recipe's architecture, so the input fixes the network) and the fusion's kind, never
+    the weights (the same network costs the same, trained or not)."""
+    kind = FUSIONS[m.fusion].kind if m.fusion in FUSIONS else m.fusion
+    return tuple(sorted(STREAM_INPUT[s] for s in m.streams)), kind
 
 
 def time_all(run: DemoRun, rows: list[dict[str, Any]], test_videos: list[Path]) -> None:
@@ -399,9 +399,9 @@ def time_all(run: DemoRun, rows: list[dict[str, Any]], test_videos: list[Path]) 
     timed video) to each row of :data:`METHODS` (timed interleaved). Methods of the same
     pipeline (:func:`pipeline_of`: e.g. RGB, MARS and DS, one RGB network each) are timed
     once, by the first of them, and share its figures (``timed_as``)."""
-    groups: dict[str, list[int]] = {}
+    groups: dict[tuple[tuple[str, ...], str | None], list[int]] = {}
     for i, m in enumerate(run.methods):
-        groups.setdefault(pipeline_of(run, m), []).append(i)
+        groups.setdefault(pipeline_of(m), []).append(i)
     timed = [members[0] for members in groups.values()]
     ms = _time_methods([([run.ckpt(s) for s in run.methods[i].streams],
                          run.fusion_of(run.methods[i])) for i in timed], test_videos)
@@ -421,10 +421,9 @@ def prefill_logits(run: DemoRun) -> None:
     keys on the stream and that alignment, so the logits are the ones it would compute)."""
     from flowless.eval.runner import evaluate
 
-    inputs = {s.name: s.input for s in STREAM_RUNS}
     groups: dict[str, list[str]] = {}
     for m in run.methods:
-        kinds = {inputs[s] for s in m.streams}
+        kinds = {STREAM_INPUT[s] for s in m.streams}
         key = "aligned" if len(kinds) > 1 else kinds.pop()
         groups.setdefault(key, [])
         groups[key] += [s for s in m.streams if s not in groups[key]]
