@@ -23,8 +23,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
-    code = main(["demo", "--quick", "--out", str(out), "--threads", "1", "--workers", "1",
-                 "--quiet"])
+    code = main(["demo", "--quick", "--controls", "--out", str(out), "--threads", "1",
+                 "--workers", "1", "--quiet"])
     assert code == 0
     return out
 
@@ -78,7 +78,7 @@ def test_report_table_and_checkpoints_are_consistent(quick_demo):
     assert (quick_demo / "figures" / "curves.png").stat().st_size > 0
     # the run used the quick preset with the command line's flags, and says so
     expected = dataclasses.asdict(DemoConfig.quick_preset(out=str(quick_demo), threads=1,
-                                                          workers=1))
+                                                          workers=1, controls=True))
     saved = json.loads((quick_demo / "demo_config.json").read_text())
     assert saved.pop("versions") and saved == expected == summary["config"]
 
@@ -143,6 +143,10 @@ def test_factor_columns_match_the_confusion_matrix(quick_pairs_demo):
 
     quick_demo = quick_pairs_demo
     summary = json.loads((quick_demo / "summary.json").read_text())
+    # without --controls the DS (2x epochs) control is neither trained nor a row
+    assert [r["method"] for r in summary["rows"]] == [
+        m.name for m in METHODS if m.name != "DS (2x epochs)"]
+    assert "ds_long" not in summary["checkpoints"] and not (quick_demo / "runs" / "ds_long").exists()
     synth = json.loads((quick_demo / "data" / "synth.json").read_text())["classes"]
     assert len(synth) == 4 and {c["category"] for c in synth} == {"Red", "Blue"}
     motion = {c["name"]: c["motion"] for c in synth}
@@ -322,7 +326,7 @@ def test_rerun_reuses_finished_stages(quick_demo, monkeypatch):
     outputs = {"data": "*.mp4", "flow": "*.npz", "runs": "*"}  # (index files are rewritten)
     before = {name: _mtimes(quick_demo / name, pattern) for name, pattern in outputs.items()}
     assert all(before.values())
-    assert main(["demo", "--quick", "--out", str(quick_demo), "--threads", "1",
+    assert main(["demo", "--quick", "--controls", "--out", str(quick_demo), "--threads", "1",
                  "--workers", "1", "--quiet"]) == 0
     assert {name: _mtimes(quick_demo / name, pattern)
             for name, pattern in outputs.items()} == before
@@ -355,11 +359,15 @@ def test_cli_builds_the_config_from_its_flags(monkeypatch, tmp_path):
     assert main(["demo", "--out", out, "--variant", "motion-only", "--baselines-only"]) == 0
     assert main(["demo", "--out", out, "--context", "0.3", "--motion-scale", "1.2",
                  "--nuisance", "1.5", "--test-per-class", "40"]) == 0
+    assert main(["demo", "--out", out, "--controls", "--spin-scale", "0.5", "--zoom-scale",
+                 "2", "--zoom-max", "4"]) == 0
     assert seen == [(DemoConfig.quick_preset(out=out, seed=2, epochs=5), True),
                     (DemoConfig(out=out, alpha=8.0, workers=3), None),
                     (DemoConfig.for_variant("motion-only", out=out, baselines_only=True), None),
                     (DemoConfig(out=out, context=0.3, motion_scale=1.2, nuisance=1.5,
-                                test_per_class=40), None)]
+                                test_per_class=40), None),
+                    (DemoConfig(out=out, controls=True, spin_scale=0.5, zoom_scale=2.0,
+                                zoom_max=4.0), None)]
 
 
 def test_seeds_runs_each_seed_and_aggregates(monkeypatch, tmp_path):
@@ -413,8 +421,8 @@ def test_parallel_training_gives_the_sequential_results(quick_demo, tmp_path):
     """--jobs 2 with 2 threads trains each network with one thread in its own process: the
     same networks, losses and table as the sequential run with one thread."""
     out = tmp_path / "parallel"
-    assert main(["demo", "--quick", "--out", str(out), "--threads", "2", "--jobs", "2",
-                 "--workers", "1", "--quiet"]) == 0
+    assert main(["demo", "--quick", "--controls", "--out", str(out), "--threads", "2",
+                 "--jobs", "2", "--workers", "1", "--quiet"]) == 0
     seq = json.loads((quick_demo / "summary.json").read_text())
     par = json.loads((out / "summary.json").read_text())
     assert [(r["method"], r["top1"]) for r in par["rows"]] == \

@@ -103,6 +103,7 @@ FUSIONS = {"fusion_rgb_flow": FusionRun(("rgb", "flow")),
 
 BASELINE_STREAMS = {"rgb", "flow"}  # what a benchmark is calibrated with (never a student)
 BEYOND_PAPER = {"fusion_rgb_flow_flowless"}  # flowless's own methods: not calibration rows
+CONTROLS = {"ds_long"}  # trained only with DemoConfig.controls (about a minute more)
 
 STAGE_DATA = "1/5 generate dataset"
 STAGE_FLOW = "2/5 extract flow"
@@ -153,18 +154,21 @@ class DemoRun:
             return str(self.ckpt(m.fusion))
         return m.fusion
 
+    def _trains(self, stream: str) -> bool:
+        if self.cfg.baselines_only:
+            return stream in BASELINE_STREAMS
+        return self.cfg.controls or stream not in CONTROLS
+
     @property
     def methods(self) -> tuple[Method, ...]:
-        """The table's rows: all of :data:`METHODS`, or the baselines when calibrating."""
-        if self.cfg.baselines_only:
-            return tuple(m for m in METHODS if set(m.streams) <= BASELINE_STREAMS
-                         and m.fusion not in BEYOND_PAPER)
-        return METHODS
+        """The table's rows: :data:`METHODS` without the controls (unless ``cfg.controls``),
+        or the baselines when calibrating."""
+        return tuple(m for m in METHODS if all(self._trains(s) for s in m.streams)
+                     and not (self.cfg.baselines_only and m.fusion in BEYOND_PAPER))
 
     @property
     def stream_runs(self) -> tuple[StreamRun, ...]:
-        return tuple(s for s in STREAM_RUNS
-                     if not self.cfg.baselines_only or s.name in BASELINE_STREAMS)
+        return tuple(s for s in STREAM_RUNS if self._trains(s.name))
 
     @property
     def fusions(self) -> dict[str, FusionRun]:
@@ -297,7 +301,9 @@ def generate_data(run: DemoRun) -> None:
         run.data_root, motions=cfg.motions, categories=cfg.categories,
         videos_per_class=cfg.videos_per_class, frames=cfg.frames, size=cfg.render_size,
         seed=cfg.seed, motion_scale=cfg.motion_scale, nuisance=cfg.nuisance,
-        distractors=cfg.distractors, overwrite=False, quiet=run.quiet, **options)
+        spin_scale=cfg.spin_scale, zoom_scale=cfg.zoom_scale, zoom_max=cfg.zoom_max,
+        distractors=cfg.distractors,
+        overwrite=False, quiet=run.quiet, **options)
 
 
 def extract_flows(run: DemoRun, videos: list[tuple[str, Path]]) -> None:

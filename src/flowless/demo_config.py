@@ -25,6 +25,9 @@ class DemoConfig:
     # at 1.0 camera jitter and background drift drown the object's flow at 64 px)
     motion_scale: float = 1.6
     nuisance: float = 1.0  # background drift, camera jitter and pixel noise (synth's scale)
+    spin_scale: float = 1.0  # the Rotate motions' spin, on top of motion_scale
+    zoom_scale: float = 1.0  # the Zoom motions' rate, on top of motion_scale
+    zoom_max: float = 2.5  # the largest size ratio a zoom reaches over the video
     distractors: int = 2  # each video has 0..distractors distractor objects
     # flow (flowless flow): TV-L1 as in the paper, on the rendered frames; the "fast" preset
     # (3 warps, epsilon 0.05) is ~5x cheaper than OpenCV's defaults at ~the same error
@@ -52,6 +55,7 @@ class DemoConfig:
     threads: int = 0  # torch threads (0: all cores)
     jobs: int = 0  # trainings run side by side (0: one per core, up to 4; 1: one at a time)
     baselines_only: bool = False  # calibration: RGB, Flow and their fusions only
+    controls: bool = False  # also the DS (2x epochs) row: the paper's DS on the student's schedule
 
     @classmethod
     def for_variant(cls, variant: str, **overrides: Any) -> DemoConfig:

@@ -292,3 +292,45 @@ def test_context_needs_motion_only_classes():
         SynthConfig(categories=2, context=0.5).validate()
     with pytest.raises(ConfigError, match="context must be between 0 and 1"):
         SynthConfig(categories=1, context=1.5).validate()
+
+
+def test_spin_and_zoom_knobs_scale_only_their_motion():
+    """spin_scale multiplies the Rotate spin, zoom_scale the zoom rate and zoom_max caps the
+    size ratio a zoom reaches over the video; the other motions are drawn as before."""
+    from flowless.data.synth_render import _actors
+
+    def actor(motion: str, **knobs):
+        cfg = SynthConfig(categories=1, frames=17, size=64, motion_scale=1.6, **knobs)
+        return _actors(np.random.default_rng(7), cfg, motion, 0.0)[0]
+
+    spin = [np.diff(actor("RotateClockwise", spin_scale=s).angle) for s in (1.0, 0.5)]
+    assert np.all(spin[0] < 0) and np.allclose(spin[1], 0.5 * spin[0])
+    for motion in ("ZoomIn", "ZoomOut"):
+        ratio = {}
+        for knobs in ({}, {"zoom_scale": 0.5}, {"zoom_scale": 0.5, "zoom_max": 1.5},
+                      {"zoom_scale": 2.0, "zoom_max": 4.0}):
+            d = actor(motion, **knobs).diameter
+            ratio[tuple(knobs.values())] = max(d[-1] / d[0], d[0] / d[-1])
+        # at motion_scale 1.6 the default rate hits the default cap, 2.5 over the video
+        assert ratio[()] == pytest.approx(2.5)
+        assert 1.0 < ratio[(0.5,)] < 2.5 and ratio[(0.5, 1.5)] == pytest.approx(1.5)
+        assert 2.5 < ratio[(2.0, 4.0)] <= 4.0 + 1e-9
+    moved = [actor("TranslateLeft", **k).centre for k in ({}, {"spin_scale": 0.3, "zoom_max": 9})]
+    assert np.array_equal(*moved)
+    with pytest.raises(ConfigError, match="zoom_max must be above 1"):
+        SynthConfig(zoom_max=1.0).validate()
+    with pytest.raises(ConfigError, match="spin_scale must be positive"):
+        SynthConfig(spin_scale=0).validate()
+
+
+def test_a_folder_made_before_a_knob_existed_is_still_resumed(tiny: Path):
+    """synth.json files written before a SynthConfig field existed hold its default."""
+    import json
+
+    manifest = json.loads((tiny / "synth.json").read_text())
+    for knob in ("spin_scale", "zoom_scale", "zoom_max"):
+        del manifest["config"][knob]
+    (tiny / "synth.json").write_text(json.dumps(manifest))
+    assert generate(tiny, SynthConfig(**TINY), quiet=True).skipped == 16
+    with pytest.raises(FlowlessError, match=r"zoom_max 2.5 -> 3.0"):
+        generate(tiny, SynthConfig(**TINY, zoom_max=3.0), quiet=True)

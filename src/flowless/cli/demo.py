@@ -26,6 +26,9 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--baselines-only", action="store_true",
                    help="train and evaluate only RGB, Flow and their fusions (calibrating a "
                    "benchmark variant never looks at a distilled student)")
+    p.add_argument("--controls", action="store_true",
+                   help="also train the DS (2x epochs) row, the paper's DS on the flowless "
+                   "student's schedule (about a minute more)")
     p.add_argument("--quick", action="store_true",
                    help="seconds-scale data and epochs (a smoke test, numbers meaningless)")
     p.add_argument("--epochs", type=int, help="training epochs of every stream and student")
@@ -36,6 +39,12 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
                    help="object speed, spin and zoom rate, as a multiple of flowless synth's")
     p.add_argument("--nuisance", type=float, help="background drift, camera jitter and pixel "
                    "noise, as a multiple of flowless synth's")
+    p.add_argument("--spin-scale", type=float, help="the Rotate motions' spin, as a multiple "
+                   "of --motion-scale's")
+    p.add_argument("--zoom-scale", type=float, help="the Zoom motions' rate, as a multiple "
+                   "of --motion-scale's")
+    p.add_argument("--zoom-max", type=float, help="the largest size ratio a zoom reaches over "
+                   "the video (flowless synth's default 2.5)")
     p.add_argument("--test-per-class", type=int, help="test videos per class (the rest of "
                    "--videos-per-class train)")
     p.add_argument("--flow-backend", choices=("tvl1", "dis", "farneback"),
@@ -55,11 +64,13 @@ def run(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {
         "epochs": args.epochs, "videos_per_class": args.videos_per_class,
         "context": args.context, "motion_scale": args.motion_scale, "nuisance": args.nuisance,
+        "spin_scale": args.spin_scale, "zoom_scale": args.zoom_scale, "zoom_max": args.zoom_max,
         "test_per_class": args.test_per_class,
         "flow_backend": args.flow_backend, "alpha": args.alpha, "threads": args.threads,
         "workers": args.workers, "jobs": args.jobs,
     }.items() if v is not None}
-    base = dict(out=args.out, seed=args.seed, baselines_only=args.baselines_only, **overrides)
+    base = dict(out=args.out, seed=args.seed, baselines_only=args.baselines_only,
+                controls=args.controls, **overrides)
     cfg = DemoConfig.quick_preset(variant=args.variant, **base) if args.quick else \
         DemoConfig.for_variant(args.variant, **base)
     quiet = True if args.quiet else None

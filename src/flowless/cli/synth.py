@@ -49,6 +49,15 @@ def add_parser(subparsers: argparse._SubParsersAction, name: str) -> argparse.Ar
     parser.add_argument("--nuisance", type=float, default=1.0, metavar="X",
                         help="multiplies background drift, camera jitter and pixel noise "
                         "(default 1.0; 0 turns them off)")
+    parser.add_argument("--spin-scale", type=float, default=1.0, metavar="X",
+                        help="multiplies the Rotate motions' spin on top of --motion-scale "
+                        "(default 1.0)")
+    parser.add_argument("--zoom-scale", type=float, default=1.0, metavar="X",
+                        help="multiplies the Zoom motions' rate on top of --motion-scale "
+                        "(default 1.0)")
+    parser.add_argument("--zoom-max", type=float, default=2.5, metavar="R",
+                        help="the largest size ratio a zoom reaches over the video "
+                        "(default 2.5)")
     parser.add_argument("--distractors", type=int, default=2, metavar="N",
                         help="most distractor objects per video, each video draws 0..N "
                         "(default 2)")
@@ -72,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         test_per_class=args.test_per_class, clips_per_group=args.clips_per_group,
         frames=args.frames, size=args.size, seed=args.seed, motion_scale=args.motion_scale,
         nuisance=args.nuisance, distractors=args.distractors, fps=args.fps,
-        context=args.context,
+        context=args.context, spin_scale=args.spin_scale,
+        zoom_scale=args.zoom_scale, zoom_max=args.zoom_max,
     )
     summary = generate(args.out, cfg, jobs=args.jobs, overwrite=args.overwrite,
                        quiet=args.quiet or None)

@@ -68,7 +68,10 @@ class SynthConfig:
     Difficulty knobs: ``motion_scale`` multiplies object speeds, spin and zoom rates
     (smaller = subtler motion, harder for both streams); ``nuisance`` multiplies background
     drift, camera jitter and pixel noise; ``distractors`` is the most distractor objects
-    per video (each video draws 0..distractors). ``context`` (motion-only classes,
+    per video (each video draws 0..distractors); ``spin_scale`` multiplies the spin of the
+    Rotate motions on top of ``motion_scale``, ``zoom_scale`` the zoom rate; ``zoom_max``
+    caps how far a zoom goes over the whole video (the size ratio of its last and first
+    frames). ``context`` (motion-only classes,
     ``categories=1``) is the chance that a video's object has its class's own colour family
     (motion m: family m), as a scene hints at an action in real video; otherwise, and
     always at 0, the family is drawn at random.
@@ -88,6 +91,9 @@ class SynthConfig:
     distractors: int = 2
     fps: int = 25
     context: float = 0.0
+    spin_scale: float = 1.0
+    zoom_scale: float = 1.0
+    zoom_max: float = 2.5
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid option."""
@@ -103,6 +109,9 @@ class SynthConfig:
             (16 <= self.size <= 1024, "size must be 16..1024 pixels"),
             (self.motion_scale > 0, "motion_scale must be positive"),
             (self.nuisance >= 0, "nuisance must be >= 0"),
+            (self.spin_scale > 0, "spin_scale must be positive"),
+            (self.zoom_scale > 0, "zoom_scale must be positive"),
+            (self.zoom_max > 1, "zoom_max must be above 1 (the size ratio a zoom reaches)"),
             (self.distractors >= 0, "distractors must be >= 0"),
             (1 <= self.fps <= 240, "fps must be 1..240"),
             (self.seed >= 0, "seed must be >= 0"),
@@ -236,9 +245,11 @@ def _check_out(root: Path, cfg: SynthConfig, overwrite: bool) -> None:
         old = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise FlowlessError(f"{manifest}: unreadable ({exc}); pass --overwrite to regenerate") from exc
-    if old.get("config") != asdict(cfg) or old.get("generator") != GENERATOR_VERSION:
-        diff = ", ".join(f"{k} {old.get('config', {}).get(k)!r} -> {v!r}"
-                         for k, v in asdict(cfg).items() if old.get("config", {}).get(k) != v)
+    # a field added since the folder was made has its default there
+    old_cfg = {**asdict(SynthConfig()), **old.get("config", {})}
+    if old_cfg != asdict(cfg) or old.get("generator") != GENERATOR_VERSION:
+        diff = ", ".join(f"{k} {old_cfg.get(k)!r} -> {v!r}"
+                         for k, v in asdict(cfg).items() if old_cfg.get(k) != v)
         raise FlowlessError(f"{root}: holds a synthetic dataset made with other settings "
                             f"({diff or 'another generator version'}); pass --overwrite or "
                             "choose another folder")

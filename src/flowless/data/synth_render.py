@@ -173,10 +173,10 @@ def _actors(rng: np.random.Generator, cfg: SynthConfig, motion: str, hue: float)
     if direction is not None:
         centre = mid + speed * tau[:, None] * np.array(direction, float)
     elif motion.startswith("Rotate"):
-        spin = rng.uniform(4.0, 8.0) * k
+        spin = rng.uniform(4.0, 8.0) * k * cfg.spin_scale
         angle = angle + (-spin if motion == "RotateClockwise" else spin) * tau
     elif motion.startswith("Zoom"):
-        rate = min(rng.uniform(0.035, 0.055) * k, math.log(2.5) / max(1, t_len - 1))
+        rate = min(rng.uniform(0.035, 0.055) * k * cfg.zoom_scale, math.log(cfg.zoom_max) / max(1, t_len - 1))
         diam = d_mid * np.exp((rate if motion == "ZoomIn" else -rate) * tau)
     elif motion == "Oscillate":
         amp, period = rng.uniform(0.05, 0.08) * s * k, rng.uniform(8.0, 12.0)
