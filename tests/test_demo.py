@@ -360,14 +360,14 @@ def test_cli_builds_the_config_from_its_flags(monkeypatch, tmp_path):
     assert main(["demo", "--out", out, "--context", "0.3", "--motion-scale", "1.2",
                  "--nuisance", "1.5", "--test-per-class", "40"]) == 0
     assert main(["demo", "--out", out, "--controls", "--spin-scale", "0.5", "--zoom-scale",
-                 "2", "--zoom-max", "4"]) == 0
+                 "2", "--zoom-max", "4", "--size", "24"]) == 0
     assert seen == [(DemoConfig.quick_preset(out=out, seed=2, epochs=5), True),
                     (DemoConfig(out=out, alpha=8.0, workers=3), None),
                     (DemoConfig.for_variant("motion-only", out=out, baselines_only=True), None),
                     (DemoConfig(out=out, context=0.3, motion_scale=1.2, nuisance=1.5,
                                 test_per_class=40), None),
                     (DemoConfig(out=out, controls=True, spin_scale=0.5, zoom_scale=2.0,
-                                zoom_max=4.0), None)]
+                                zoom_max=4.0, size=24), None)]
 
 
 def test_seeds_runs_each_seed_and_aggregates(monkeypatch, tmp_path):

@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--quick", action="store_true",
                    help="seconds-scale data and epochs (a smoke test, numbers meaningless)")
     p.add_argument("--epochs", type=int, help="training epochs of every stream and student")
+    p.add_argument("--size", type=int, help="clip height and width every network sees "
+                   "(default 32)")
     p.add_argument("--videos-per-class", type=int, help="videos per class (train + test)")
     p.add_argument("--context", type=float, help="share of videos whose object has its "
                    "class's colour (the scene hint of the context variants, 0-1)")
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from flowless.demo import DemoConfig, run_demo, run_seeds
 
     overrides = {k: v for k, v in {
-        "epochs": args.epochs, "videos_per_class": args.videos_per_class,
+        "epochs": args.epochs, "size": args.size, "videos_per_class": args.videos_per_class,
         "context": args.context, "motion_scale": args.motion_scale, "nuisance": args.nuisance,
         "spin_scale": args.spin_scale, "zoom_scale": args.zoom_scale, "zoom_max": args.zoom_max,
         "test_per_class": args.test_per_class,
