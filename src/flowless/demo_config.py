@@ -174,4 +174,4 @@ FUSIONS = {"fusion_rgb_flow": FusionRun(("rgb", "flow")),
 
 BASELINE_STREAMS = {"rgb", "flow"}  # what a benchmark is calibrated with (never a student)
 BEYOND_PAPER = {"fusion_rgb_flow_flowless"}  # flowless's own methods: not calibration rows
-CONTROLS = {"ds_long"}  # trained only with DemoConfig.controls (about a minute more)
+CONTROLS = {"ds_long"}  # trained only with DemoConfig.controls (1-2 minutes more)

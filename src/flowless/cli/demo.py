@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
                    "benchmark variant never looks at a distilled student)")
     p.add_argument("--controls", action="store_true",
                    help="also train the DS (2x epochs) row, the paper's DS on the flowless "
-                   "student's schedule (about a minute more)")
+                   "student's schedule (1-2 minutes more)")
     p.add_argument("--quick", action="store_true",
                    help="seconds-scale data and epochs (a smoke test, numbers meaningless)")
     p.add_argument("--epochs", type=int, help="training epochs of every stream and student")
