@@ -467,3 +467,17 @@ def test_ablation_scripts_run_on_a_demo_run(quick_demo, tmp_path):
     assert "| dis |" in out and "| farneback | (the demo's store) |" in out
     assert load_checkpoint(run / "backends/dis/flow_stream/last.pt")["data"]["flow_backend"] \
         == "dis"
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--zoom-max", "0.5"], "synthetic dataset: zoom_max must be above 1"),
+    (["--context", "1.5"], "synthetic dataset: context must be between 0 and 1"),
+    (["--size", "0"], "data.clip_len, data.size and data.stride must be at least 1"),
+    (["--epochs", "0"], "epochs: must be at least 1, got 0"),
+])
+def test_bad_settings_fail_in_one_line_before_any_work(tmp_path, capsys, flags, message):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out), "--quiet", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("flowless demo: error: ") and message in err and "\n" not in err
+    assert not out.exists()

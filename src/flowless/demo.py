@@ -178,21 +178,33 @@ def start_run(cfg: DemoConfig, quiet: bool | None) -> DemoRun:
     return DemoRun(cfg, out, quiet)
 
 
-def generate_data(run: DemoRun) -> None:
-    """Render the embedded dataset into ``out/data`` (existing videos are kept)."""
-    from flowless.data.synth import make_synthetic_dataset
+def synth_config(cfg: DemoConfig) -> Any:
+    """The :class:`~flowless.data.synth.SynthConfig` of the demo's dataset."""
+    from flowless.data.synth import SynthConfig
 
-    cfg = run.cfg
-    options: dict[str, Any] = {"context": cfg.context} if cfg.context else {}
-    if cfg.test_per_class is not None:
-        options["test_per_class"] = cfg.test_per_class
-    make_synthetic_dataset(
-        run.data_root, motions=cfg.motions, categories=cfg.categories,
-        videos_per_class=cfg.videos_per_class, frames=cfg.frames, size=cfg.render_size,
+    return SynthConfig(
+        motions=cfg.motions, categories=cfg.categories, videos_per_class=cfg.videos_per_class,
+        test_per_class=cfg.test_per_class, frames=cfg.frames, size=cfg.render_size,
         seed=cfg.seed, motion_scale=cfg.motion_scale, nuisance=cfg.nuisance,
         spin_scale=cfg.spin_scale, zoom_scale=cfg.zoom_scale, zoom_max=cfg.zoom_max,
-        distractors=cfg.distractors,
-        overwrite=False, quiet=run.quiet, **options)
+        distractors=cfg.distractors, context=cfg.context)
+
+
+def check_config(cfg: DemoConfig) -> None:
+    """Raise the one-line ConfigError of a bad dataset or training setting before any
+    folder is made or any work is done."""
+    from flowless.config import validate
+
+    synth_config(cfg).validate()
+    out = Path(cfg.out)
+    validate(_train_config(cfg, out / "data", out / "flow", "rgb", out / "runs" / "rgb"))
+
+
+def generate_data(run: DemoRun) -> None:
+    """Render the embedded dataset into ``out/data`` (existing videos are kept)."""
+    from flowless.data.synth import generate
+
+    generate(run.data_root, synth_config(run.cfg), quiet=run.quiet)
 
 
 def extract_flows(run: DemoRun, videos: list[tuple[str, Path]]) -> None:
@@ -290,6 +302,7 @@ def run_demo(cfg: DemoConfig, *, quiet: bool | None = None) -> dict[str, Any]:
     """
     from flowless.data.annotations import load_index
 
+    check_config(cfg)
     run = start_run(cfg, quiet)
     with run.stage(STAGE_DATA):
         generate_data(run)
