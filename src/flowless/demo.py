@@ -98,12 +98,17 @@ class DemoRun:
             return stream in BASELINE_STREAMS
         return self.cfg.controls or stream not in CONTROLS
 
+    def _includes(self, streams: tuple[str, ...], fusion: str | None) -> bool:
+        """Whether a row or a fusion run over ``streams`` (fused by ``fusion``) is part of
+        this run: its streams are trained, and flowless's own fusion is no calibration row."""
+        return all(self._trains(s) for s in streams) and not (
+            self.cfg.baselines_only and fusion in BEYOND_PAPER)
+
     @property
     def methods(self) -> tuple[Method, ...]:
         """The table's rows: :data:`METHODS` without the controls (unless ``cfg.controls``),
         or the baselines when calibrating."""
-        return tuple(m for m in METHODS if all(self._trains(s) for s in m.streams)
-                     and not (self.cfg.baselines_only and m.fusion in BEYOND_PAPER))
+        return tuple(m for m in METHODS if self._includes(m.streams, m.fusion))
 
     @property
     def stream_runs(self) -> tuple[StreamRun, ...]:
@@ -111,8 +116,7 @@ class DemoRun:
 
     @property
     def fusions(self) -> dict[str, FusionRun]:
-        return {k: v for k, v in FUSIONS.items() if not self.cfg.baselines_only
-                or (set(v.streams) <= BASELINE_STREAMS and k not in BEYOND_PAPER)}
+        return {k: v for k, v in FUSIONS.items() if self._includes(v.streams, k)}
 
     def eval_dir(self, m: Method) -> Path:
         return self.out / "eval" / slug(m.name)

@@ -9,7 +9,7 @@ backward on the CPU folds the temporal taps into channels: with the input unfold
 time, the weight gradient is that of a 2D convolution over ``C * kt`` channels, which oneDNN
 computes 3x faster. The gradient is the same sum in another order (float rounding differs,
 about 1e-6 relative); on CUDA, under autocast and outside training nothing changes.
-Measured: ``benchmarks/models.py`` and docs/training.md, *Data loading*.
+Measured: ``benchmarks/models.py`` and docs/models.md, *The stem's weight gradient on the CPU*.
 """
 
 from __future__ import annotations
