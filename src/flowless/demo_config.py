@@ -72,14 +72,12 @@ class DemoConfig:
     def quick_preset(cls, **overrides: Any) -> DemoConfig:
         """Seconds-scale data and epochs, for tests and a smoke run, on the dataset variant
         ``overrides["variant"]`` (default "context8"); ``overrides`` win."""
-        variant = overrides.get("variant", "context8")
-        kind = {"context8": dict(categories=1, context=0.5),
-                "context": dict(categories=1, context=0.5),
-                "appearance-motion": dict(categories=2, context=0.0),
-                "motion-only": dict(categories=1, context=0.0)}
-        if variant not in kind:
+        variant = overrides.get("variant", DemoConfig.variant)
+        if variant not in VARIANTS:
             cls.for_variant(variant)  # raises the one-line error naming the variants
-        base = dict(motions=3 if variant != "appearance-motion" else 2, **kind[variant],
+        kind = VARIANTS[variant]  # the variant's kind of classes, at a seconds scale
+        base = dict(motions=2 if kind["categories"] > 1 else 3, categories=kind["categories"],
+                    context=kind["context"], nuisance=kind["nuisance"],
                     videos_per_class=6, test_per_class=2, frames=9,
                     render_size=32, flow_backend="farneback", flow_preset=None,
                     flow_short_side=32,
@@ -92,7 +90,7 @@ class DemoConfig:
 # Dataset variants (docs/dataset.md). "context8" (the default since the fourth calibration):
 # classes are 8 motions and a scene-context colour hints at the class half the time, so Flow
 # is the stronger stream and appearance still adds, as on UCF101/HMDB51. "context": the same
-# on 5 motions at 32 px (the default of 0.3, calibrated first). "appearance-motion" (the
+# on 5 motions at 32 px (the default before, calibrated first). "appearance-motion" (the
 # default before): a class is a (motion, colour) pair, so the flow teacher is blind to half
 # of every label. "motion-only": classes are motions, colour is random. Each lists every
 # field in which it differs from another, so that each reproduces its own runs.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from flowless.demo_config import VARIANTS, DemoConfig
+
 
 def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -18,8 +20,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
     p.add_argument("--seeds", default=None, metavar="LIST",
                    help="run once per seed (e.g. 0-4 or 0,2,5) into OUT/seed_S and aggregate "
                    "the table and the claims over seeds into OUT/seeds.md")
-    p.add_argument("--variant", default="context8",
-                   choices=("context8", "context", "appearance-motion", "motion-only"),
+    p.add_argument("--variant", default=DemoConfig.variant, choices=tuple(VARIANTS),
                    help="embedded dataset: context8 (default; classes are 8 motions, colour "
                    "is a scene hint), context (the same on 5 motions at 32 px, the default "
                    "before), appearance-motion (a class is a motion x colour pair; the default "
@@ -64,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction, name: str) -> argparse.ArgumentP
 
 
 def run(args: argparse.Namespace) -> int:
-    from flowless.demo import DemoConfig, run_demo, run_seeds
+    from flowless.demo import run_demo, run_seeds
 
     overrides = {k: v for k, v in {
         "epochs": args.epochs, "size": args.size, "motions": args.motions,
