@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import math
 import statistics
 import sys
@@ -36,6 +37,7 @@ from flowless.models.fast import (
     pointwise_as_linear,
     reuse_freed_memory,
 )
+from flowless.models.winograd import winograd_stems
 
 BLOCKS = {"resnext50": (3, 4, 6, 3), "resnext101": (3, 4, 23, 3), "resnext152": (3, 8, 36, 3)}
 FULL = {"arch": "resnext101", "batch": 4, "frames": 16, "size": 112, "repeats": 3}
@@ -169,13 +171,14 @@ def options(net: nn.Module, mars: nn.Module, stream: Callable[[str], TorchStream
         "+ channels_last_3d": (lambda: channels_last(net), inference),
         "+ channels_last_3d + 1x1x1 convs as GEMM":
             (lambda: channels_last(pointwise_as_linear(net)), inference),
-        "+ all three (--fast torch, default)":
+        "+ Winograd stem (time)": (lambda: winograd_stems(copy.deepcopy(net)), inference),
+        "+ all four (--fast torch, default)":
             (lambda: _ready(stream("torch"), clips), inference),
         "onnxruntime (--fast onnxruntime)":
             (lambda: _ready(stream("onnxruntime"), clips), inference),
     }
     if bf16:
-        out["+ all three, bf16 autocast"] = (lambda: _ready(stream("torch"), clips), _bf16)
+        out["+ all four, bf16 autocast"] = (lambda: _ready(stream("torch"), clips), _bf16)
     if compile:
         out["+ fold BN + channels_last_3d, torch.compile"] = (
             lambda: _compiled(net, clips), inference)

@@ -6,6 +6,7 @@ from torch import nn
 
 from flowless.models import create_model
 from flowless.models.fast import channels_last, conv_bn_pairs, fast_network, fold_batchnorm
+from flowless.models.winograd import TemporalWinogradConv3d
 
 
 def randomise_bn(net: nn.Module, seed: int = 0) -> nn.Module:
@@ -78,5 +79,6 @@ def test_channels_last_and_fast_network_keep_logits_and_the_original():
             torch.testing.assert_close(fast(x), want, rtol=1e-5, atol=1e-5)
     fast = fast_network(net)
     assert not any(p.requires_grad for p in fast.parameters()) and not fast.training
-    assert fast.net.conv1.weight.is_contiguous(memory_format=torch.channels_last_3d)
+    assert isinstance(fast.net.conv1, TemporalWinogradConv3d)
+    assert fast.net.conv1.conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
     assert net.conv1.weight.is_contiguous() and count_bn(net) > 0

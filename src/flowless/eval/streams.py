@@ -125,7 +125,8 @@ class TorchStream(Stream):
     a copy made on its first batch as ``fast`` says (:data:`FAST_MODES`): ``torch``
     (:func:`~flowless.models.fast.fast_network`), ``onnxruntime``
     (:class:`~flowless.eval.onnx.OnnxRuntimeNet`) or ``off``, ``module`` itself. The logits
-    agree within 1e-4.
+    agree within 1e-4 of the logits' scale (the Winograd stem
+    rounds differently from the direct convolution; docs/evaluation.md).
     """
 
     def __init__(self, module: Any, *, fast: str = DEFAULT_FAST, **kwargs: Any):

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from flowless.models.winograd import winograd_stems
+
 
 def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
     return (isinstance(conv, nn.Conv3d) and isinstance(bn, nn.BatchNorm3d)
@@ -135,9 +137,10 @@ def channels_last(module: nn.Module) -> nn.Module:
 
 
 def fast_network(module: nn.Module) -> nn.Module:
-    """The ``torch`` fast path: a frozen copy with BN folded and 1x1x1 convolutions as
-    GEMMs, run in channels_last_3d."""
-    net = ChannelsLast(_pointwise_all(_fold_all(copy.deepcopy(module).eval())))
+    """The ``torch`` fast path: a frozen copy with BN folded, 1x1x1 convolutions as GEMMs
+    and the stem by a Winograd transform along time (models/winograd.py), run in
+    channels_last_3d."""
+    net = ChannelsLast(winograd_stems(_pointwise_all(_fold_all(copy.deepcopy(module).eval()))))
     for p in net.parameters():
         p.requires_grad_(False)
     return net.eval()
