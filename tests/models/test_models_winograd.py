@@ -34,6 +34,9 @@ def test_the_transforms_compute_the_correlation_exactly_in_float64(m, r):
 def test_no_points_for_a_transform_too_large():
     with pytest.raises(ValueError, match="no interpolation points"):
         winograd_matrices(8, 9)
+    with pytest.raises(ValueError, match="no interpolation points"):
+        winograd_matrices(8, 6)  # 12 points: between the two defined sets
+    assert TemporalWinogradConv3d(nn.Conv3d(3, 4, (6, 3, 3))).windows == (2, 4)
 
 
 def reference(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
@@ -49,6 +52,7 @@ CASES = [  # in, out, kernel, stride, padding, bias, clip shape (N, C, T, H, W)
     (3, 8, (3, 7, 7), (1, 2, 2), (1, 3, 3), True, (2, 3, 16, 20, 20)),
     (3, 8, (5, 3, 3), (1, 1, 1), (0, 1, 1), False, (2, 3, 11, 9, 9)),  # no time padding
     (3, 8, (7, 5, 5), (1, 2, 1), (3, 2, 0), True, (1, 3, 10, 15, 14)),  # uneven strides
+    (3, 8, (6, 3, 3), (1, 1, 1), (2, 1, 1), False, (2, 3, 16, 9, 9)),  # even: no F(8, 6)
 ]
 
 

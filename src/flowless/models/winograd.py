@@ -37,13 +37,16 @@ MAX_TAPS = 7  # F(8, 7) is the largest transform whose rounding error was measur
 CHUNK_BYTES = 128 * 2**20  # at most this much of the 2D convolutions' output at once
 
 
+def has_points(count: int) -> bool:
+    """Whether :func:`points` defines ``count`` interpolation points."""
+    return count <= len(POINTS) or count == len(POINTS_13)
+
+
 def points(count: int) -> tuple[float, ...]:
     """The ``count`` finite interpolation points used for a transform of that size."""
-    if count == len(POINTS_13):
-        return POINTS_13
-    if count > len(POINTS):
+    if not has_points(count):
         raise ValueError(f"no interpolation points are defined for {count} points")
-    return POINTS[:count]
+    return POINTS_13 if count == len(POINTS_13) else POINTS[:count]
 
 
 def winograd_matrices(m: int, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -92,7 +95,9 @@ class TemporalWinogradConv3d(nn.Module):
             raise ValueError(f"not a stride-1-in-time, one-group, undilated Conv3d: {conv}")
         self.conv = conv
         self.taps = conv.kernel_size[0]
-        for m in WINDOWS:
+        # the windows whose transforms have points (F(8, 6) has none)
+        self.windows = tuple(m for m in WINDOWS if has_points(m + self.taps - 2))
+        for m in self.windows:
             u, bk, at = self._transforms(conv, m)
             self.register_buffer(f"u{m}", u)
             self.register_buffer(f"bk{m}", bk)
@@ -124,8 +129,8 @@ class TemporalWinogradConv3d(nn.Module):
     def window(self, out_len: int) -> int | None:
         """The window for ``out_len`` output frames, or None where the direct convolution
         needs at most 4/3 as many 2D convolutions (the transforms are not free)."""
-        cost = {m: -(-out_len // m) * (m + self.taps - 1) for m in WINDOWS}
-        best = min(WINDOWS, key=lambda m: (cost[m], m))
+        cost = {m: -(-out_len // m) * (m + self.taps - 1) for m in self.windows}
+        best = min(self.windows, key=lambda m: (cost[m], m))
         return best if 4 * cost[best] < 3 * out_len * self.taps else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,7 +138,7 @@ class TemporalWinogradConv3d(nn.Module):
         pt = conv.padding[0]  # type: ignore[index]
         out_len = x.shape[2] + 2 * pt - self.taps + 1
         m = self.window(out_len) if out_len > 0 else None
-        if x.device.type != "cpu" or x.dtype != self.u4.dtype or m is None:
+        if x.device.type != "cpu" or x.dtype != self.conv.weight.dtype or m is None:
             return conv(x)
         n = m + self.taps - 1
         windows = -(-out_len // m)
