@@ -146,7 +146,8 @@ class TemporalWinogradConv3d(nn.Module):
                 zip(x.shape[3:], conv.padding[1:], conv.kernel_size[1:], conv.stride[1:]))  # type: ignore[index]
         per_clip = windows * n * conv.out_channels * h * w * x.element_size()
         chunk = max(1, CHUNK_BYTES // per_clip)
-        y = torch.empty(x.shape[0], windows * m, h, w, conv.out_channels, dtype=x.dtype)
+        y = torch.empty(x.shape[0], windows * m, h, w, conv.out_channels, dtype=x.dtype,
+                        device=x.device)
         for lo in range(0, x.shape[0], chunk):
             self._windows(x[lo:lo + chunk], m, n, windows, y[lo:lo + chunk])
         if conv.bias is not None:
