@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import math
 import statistics
 import sys
@@ -36,8 +35,8 @@ from flowless.models.fast import (
     fold_batchnorm,
     pointwise_as_linear,
     reuse_freed_memory,
+    winograd_stems,
 )
-from flowless.models.winograd import winograd_stems
 
 BLOCKS = {"resnext50": (3, 4, 6, 3), "resnext101": (3, 4, 23, 3), "resnext152": (3, 8, 36, 3)}
 FULL = {"arch": "resnext101", "batch": 4, "frames": 16, "size": 112, "repeats": 3}
@@ -171,7 +170,7 @@ def options(net: nn.Module, mars: nn.Module, stream: Callable[[str], TorchStream
         "+ channels_last_3d": (lambda: channels_last(net), inference),
         "+ channels_last_3d + 1x1x1 convs as GEMM":
             (lambda: channels_last(pointwise_as_linear(net)), inference),
-        "+ Winograd stem (time)": (lambda: winograd_stems(copy.deepcopy(net)), inference),
+        "+ Winograd stem (time)": (lambda: winograd_stems(net), inference),
         "+ all four (--fast torch, default)":
             (lambda: _ready(stream("torch"), clips), inference),
         "onnxruntime (--fast onnxruntime)":

@@ -7,12 +7,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from flowless.models import create_model, winograd
-from flowless.models.fast import fast_network
+from flowless.models.fast import fast_network, winograd_stems
 from flowless.models.winograd import (
     WINDOWS,
     TemporalWinogradConv3d,
     winograd_matrices,
-    winograd_stems,
 )
 
 
@@ -36,7 +35,7 @@ def test_no_points_for_a_transform_too_large():
         winograd_matrices(8, 9)
     with pytest.raises(ValueError, match="no interpolation points"):
         winograd_matrices(8, 6)  # 12 points: between the two defined sets
-    assert TemporalWinogradConv3d(nn.Conv3d(3, 4, (6, 3, 3))).windows == (2, 4)
+    assert TemporalWinogradConv3d(nn.Conv3d(3, 4, (6, 3, 3))).window_sizes == (2, 4)
 
 
 def reference(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,8 @@ sees a rewritten one. Measured gains: docs/evaluation.md, *Fast inference*.
 - :func:`channels_last`: weights and clips in NDHWC (``torch.channels_last_3d``), the
   layout oneDNN (CPU) and cuDNN convolve without reordering at every layer, and in which
   the matrix products above need no copy.
-- :func:`fast_network`: all three; the ``torch`` fast path of ``TorchStream.logits``.
+- :func:`winograd_stems`: the stem by a Winograd transform along time (models/winograd.py).
+- :func:`fast_network`: all four; the ``torch`` fast path of ``TorchStream.logits``.
 
 :func:`reuse_freed_memory` is a process setting, not a rewrite: predict, evaluate and
 benchmark call it unless the fast path is off.
@@ -22,12 +23,13 @@ from __future__ import annotations
 import copy
 import ctypes
 import sys
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from flowless.models.winograd import winograd_stems
+from flowless.models.winograd import TemporalWinogradConv3d, is_stem
 
 
 def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
@@ -107,12 +109,18 @@ class PointwiseLinear(nn.Module):
         return y.permute(0, 4, 1, 2, 3)
 
 
-def _pointwise_all(net: nn.Module) -> nn.Module:
+def _replace(net: nn.Module, applies: Callable[[nn.Module], bool],
+             make: Callable[[nn.Module], nn.Module]) -> nn.Module:
+    """Replace, in place, each submodule of ``net`` that ``applies`` to with ``make(it)``."""
     for parent in list(net.modules()):
         for name, child in list(parent.named_children()):
-            if PointwiseLinear.applies(child):
-                setattr(parent, name, PointwiseLinear(child))
+            if applies(child):
+                setattr(parent, name, make(child))
     return net
+
+
+def _pointwise_all(net: nn.Module) -> nn.Module:
+    return _replace(net, PointwiseLinear.applies, PointwiseLinear)
 
 
 def pointwise_as_linear(module: nn.Module) -> nn.Module:
@@ -136,11 +144,21 @@ def channels_last(module: nn.Module) -> nn.Module:
     return ChannelsLast(copy.deepcopy(module).eval())
 
 
+def _winograd_all(net: nn.Module) -> nn.Module:
+    return _replace(net, is_stem, TemporalWinogradConv3d)
+
+
+def winograd_stems(module: nn.Module) -> nn.Module:
+    """A copy of ``module`` with each stem (:func:`~flowless.models.winograd.is_stem`) run
+    by :class:`~flowless.models.winograd.TemporalWinogradConv3d`."""
+    return _winograd_all(copy.deepcopy(module).eval())
+
+
 def fast_network(module: nn.Module) -> nn.Module:
     """The ``torch`` fast path: a frozen copy with BN folded, 1x1x1 convolutions as GEMMs
     and the stem by a Winograd transform along time (models/winograd.py), run in
     channels_last_3d."""
-    net = ChannelsLast(winograd_stems(_pointwise_all(_fold_all(copy.deepcopy(module).eval()))))
+    net = ChannelsLast(_winograd_all(_pointwise_all(_fold_all(copy.deepcopy(module).eval()))))
     for p in net.parameters():
         p.requires_grad_(False)
     return net.eval()

@@ -96,8 +96,8 @@ class TemporalWinogradConv3d(nn.Module):
         self.conv = conv
         self.taps = conv.kernel_size[0]
         # the windows whose transforms have points (F(8, 6) has none)
-        self.windows = tuple(m for m in WINDOWS if has_points(m + self.taps - 2))
-        for m in self.windows:
+        self.window_sizes = tuple(m for m in WINDOWS if has_points(m + self.taps - 2))
+        for m in self.window_sizes:
             u, bk, at = self._transforms(conv, m)
             self.register_buffer(f"u{m}", u)
             self.register_buffer(f"bk{m}", bk)
@@ -129,8 +129,8 @@ class TemporalWinogradConv3d(nn.Module):
     def window(self, out_len: int) -> int | None:
         """The window for ``out_len`` output frames, or None where the direct convolution
         needs at most 4/3 as many 2D convolutions (the transforms are not free)."""
-        cost = {m: -(-out_len // m) * (m + self.taps - 1) for m in self.windows}
-        best = min(self.windows, key=lambda m: (cost[m], m))
+        cost = {m: -(-out_len // m) * (m + self.taps - 1) for m in self.window_sizes}
+        best = min(self.window_sizes, key=lambda m: (cost[m], m))
         return best if 4 * cost[best] < 3 * out_len * self.taps else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -174,12 +174,8 @@ class TemporalWinogradConv3d(nn.Module):
             torch.mm(at, per[k].transpose(0, 1).reshape(n, -1), out=flat[k])
 
 
-def winograd_stems(net: nn.Module, max_in_channels: int = 4) -> nn.Module:
-    """Replace, in place, each Conv3d of ``net`` with at most ``max_in_channels`` inputs
-    (the stem of an RGB or flow network) that :class:`TemporalWinogradConv3d` applies to."""
-    for parent in list(net.modules()):
-        for name, child in list(parent.named_children()):
-            if (TemporalWinogradConv3d.applies(child) and child.in_channels <= max_in_channels
-                    and child.kernel_size[0] >= 3):
-                setattr(parent, name, TemporalWinogradConv3d(child))
-    return net
+def is_stem(module: nn.Module, max_in_channels: int = 4) -> bool:
+    """Whether ``module`` is a stem (of an RGB or flow network: at most ``max_in_channels``
+    inputs, a temporal kernel of 3 or more) that :class:`TemporalWinogradConv3d` applies to."""
+    return (TemporalWinogradConv3d.applies(module) and module.in_channels <= max_in_channels
+            and module.kernel_size[0] >= 3)
